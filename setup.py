@@ -24,5 +24,5 @@ setup(
         "scikit-learn",
         "tensorboard",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={"test": ["pytest>=7", "pytest-xdist>=3"]},
 )

@@ -24,6 +24,9 @@ class _LinearBetaSDE(SDE):
         check_positive("beta_max", beta_max)
         if beta_max < beta_min:
             raise ValueError(f"beta_max must be >= beta_min, got beta_min={beta_min}, beta_max={beta_max}")
+        if beta_max / N >= 1.:
+            raise ValueError(f"N must exceed beta_max (the DDPM ladder needs beta_max / N < 1), "
+                             f"got N={N}, beta_max={beta_max}")
         self.beta_0 = float(beta_min)
         self.beta_1 = float(beta_max)
         self.discrete_betas = torch.linspace(self.beta_0 / N, self.beta_1 / N, N, dtype=torch.float64)
