@@ -1,0 +1,47 @@
+"""From a network to a score function: score_fn(x, t) = sde.model_output_to_score(model(x, label), t).
+
+The SDE owns the conventions: label = sde.model_label(t, continuous) (VE: sigma(t) or sigma_i;
+VP / sub-VP: (N-1) t or the ladder index i) and the output conversion (VE: the output is the score;
+VP / sub-VP: the output predicts the noise, score = -out / std(t), or / std_i of the DDPM chain
+when not continuous).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+Tensor = torch.Tensor
+
+
+def get_score_fn(sde, model: nn.Module, continuous: bool = True,
+                 train: bool = False) -> Callable[[Tensor, Tensor], Tensor]:
+    """score_fn(x, t) = sde.model_output_to_score(model(x, sde.model_label(t, continuous)), t, continuous).
+
+    Each call puts ``model`` in train (``train=True``: dropout on) or eval mode. Gradients flow (wrap
+    calls in ``torch.no_grad()`` for sampling). No input checks here: solvers call this in hot loops
+    and may step slightly past T.
+    """
+    for attr in ("model_label", "model_output_to_score", "score_parameterization", "N"):
+        if not hasattr(sde, attr):
+            raise ValueError(f"sde must be an sde_lib.SDE (missing {attr!r}), got {type(sde).__name__}")
+    if not callable(model):
+        raise ValueError(f"model must be a callable network model(x, cond), got {type(model).__name__}")
+    spec = getattr(model, "noise_conditioning", None)
+    if spec is not None:
+        expected = "sigma" if sde.score_parameterization == "score" else "label"
+        if spec.kind != expected:
+            raise ValueError(f"model was built for {spec.kind!r} conditioning but sde={sde!r} passes "
+                             f"{expected!r} labels; build the model from the same config.training.sde")
+        if spec.kind == "label" and spec.N != sde.N:
+            raise ValueError(f"model was built for N={spec.N} time labels (config.model.num_scales) but "
+                             f"sde has N={sde.N}; the label (N-1) t would be rescaled")
+    continuous, train = bool(continuous), bool(train)
+
+    def score_fn(x: Tensor, t: Tensor) -> Tensor:
+        model.train(train)
+        out = model(x, sde.model_label(t, continuous))
+        return sde.model_output_to_score(out, t, continuous)
+
+    return score_fn
