@@ -1,0 +1,89 @@
+"""Divergence of a vector field from one forward pass and vector-Jacobian products.
+
+For an output ``out = F(x)`` (shaped like ``x`` [B, *shape]) built under autograd:
+
+* Hutchinson (Skilling-Hutchinson) estimator with P fixed probes v_p, E[v v^T] = I:
+      div F(x) ~= 1/P sum_p v_p^T (dF/dx)^T v_p        (one VJP per probe)
+  Probes are Rademacher (+-1) or standard Gaussian, drawn once per sample and kept fixed along the
+  ODE trajectory (``PROBES`` registry).
+* Exact divergence: sum_i d out_i / d x_i, one VJP per data dimension (small D only).
+
+Both take the graph of ``out`` w.r.t. ``x`` and never build a graph of their own (create_graph=False).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from sde_lib.checks import rand, randn
+
+Tensor = torch.Tensor
+
+
+# ---------------------------------------------------------------------------- probes
+def rademacher_probes(shape, generator: torch.Generator | None = None, device="cpu",
+                      dtype: torch.dtype = torch.float32) -> Tensor:
+    """Independent +-1 entries with probability 1/2 each."""
+    u = rand(shape, generator=generator, device=device, dtype=dtype)
+    return torch.where(u < 0.5, -1., 1.).to(dtype)
+
+
+def gaussian_probes(shape, generator: torch.Generator | None = None, device="cpu",
+                    dtype: torch.dtype = torch.float32) -> Tensor:
+    """Independent standard normal entries."""
+    return randn(shape, generator=generator, device=device, dtype=dtype)
+
+
+#: probe distributions for the Hutchinson estimator: name -> draw(shape, generator, device, dtype)
+PROBES: dict[str, Callable[..., Tensor]] = {
+    "rademacher": rademacher_probes,
+    "gaussian": gaussian_probes,
+}
+
+
+# ---------------------------------------------------------------------------- estimators
+def _vjp(out: Tensor, x: Tensor, v: Tensor, retain: bool) -> Tensor | None:
+    """v^T d out / d x (None when ``out`` does not depend on ``x``)."""
+    return torch.autograd.grad(out, x, v, retain_graph=retain, allow_unused=True)[0]
+
+
+def hutchinson_divergence(out: Tensor, x: Tensor, probes: Tensor) -> Tensor:
+    """1/P sum_p v_p . (v_p^T dF/dx) for probes [P, B, *shape]; returns [B] (detached)."""
+    B = x.shape[0]
+    P = probes.shape[0]
+    if not out.requires_grad:                       # field independent of x: zero divergence
+        return out.new_zeros(B)
+    div = None
+    for p in range(P):
+        v = probes[p]
+        g = _vjp(out, x, v, retain=p < P - 1)
+        if g is None:
+            return out.new_zeros(B)
+        d = torch.linalg.vecdot(g.reshape(B, -1), v.reshape(B, -1))
+        div = d if div is None else div + d
+    return div if P == 1 else div / P
+
+
+def exact_divergence(out: Tensor, x: Tensor, probes: Tensor | None = None) -> Tensor:
+    """sum_i d out_i / d x_i by one VJP per data dimension (basis vectors e_i); returns [B]."""
+    B = x.shape[0]
+    if not out.requires_grad:
+        return out.new_zeros(B)
+    flat = out.reshape(B, -1)
+    D = flat.shape[1]
+    div = out.new_zeros(B)
+    for i in range(D):
+        g = torch.autograd.grad(flat[:, i].sum(), x, retain_graph=i < D - 1, allow_unused=True)[0]
+        if g is None:
+            return out.new_zeros(B)
+        div = div + g.reshape(B, -1)[:, i]
+    return div
+
+
+#: divergence estimators by the ``hutchinson`` name: "exact" needs no probes
+DIVERGENCES: dict[str, Callable[[Tensor, Tensor, Tensor | None], Tensor]] = {
+    "rademacher": hutchinson_divergence,
+    "gaussian": hutchinson_divergence,
+    "exact": exact_divergence,
+}
