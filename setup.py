@@ -8,7 +8,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["sde_lib*", "samplers*", "likelihood*", "models*", "training*",
-                                    "configs*", "quality*"]),
+                                    "configs*", "quality*", "experiments*", "benchmarks*"]),
     py_modules=["main"],
     install_requires=[
         "torch>=2.0",
