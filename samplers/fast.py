@@ -1,0 +1,69 @@
+"""Few-step and adaptive samplers behind one entry point, ``fast_sample``, and the ``SOLVERS`` registry.
+
+Deterministic probability-flow ODE solvers (``fast_ode``): ``heun`` (EDM), ``dpm_solver_2``,
+``dpm_solver_3`` (multistep DPM-Solver++), ``ddim``. Reverse-SDE solvers (``fast_sde``):
+``adaptive_sde`` ("Gotta go fast" error-controlled EM / improved Euler, with rejection sampling with
+memory for the noise) and ``torchsde_<method>`` for torchsde's methods (euler, milstein, srk,
+euler_heun, heun, midpoint, log_ode, reversible_heun). The NFE returned is the number of
+``score_fn`` calls actually made.
+"""
+from __future__ import annotations
+
+import inspect
+
+import torch
+
+from sde_lib.base import SDE
+from sde_lib.checks import check_choice, check_generator, check_shape, check_tensor
+from .fast_common import SOLVERS, CountedScore, ScoreFn
+from . import fast_ode as _fast_ode  # noqa: F401  (registers the ODE solvers)
+from . import fast_sde as _fast_sde  # noqa: F401  (registers the SDE solvers)
+
+Tensor = torch.Tensor
+
+__all__ = ["fast_sample", "SOLVERS"]
+
+
+def fast_sample(sde: SDE, score_fn: ScoreFn, shape, solver: str = "heun", steps: int = 18,
+                z: Tensor | None = None, generator: torch.Generator | None = None, device="cpu",
+                progress: bool = False, **solver_kwargs) -> tuple[Tensor, int]:
+    """Sample with a few-step or adaptive solver from T (``z``, else the prior) down to the data.
+
+    ``steps``: heun -> grid intervals (NFE = 2 steps - 1); dpm_solver_k / ddim -> NFE;
+    torchsde_* -> fixed steps (plus one denoising NFE); adaptive_sde -> initial step (T - eps) / steps.
+    Extra keyword arguments go to the solver (e.g. ``rho``, ``eps``, ``grid``, ``prediction``,
+    ``rtol``/``atol`` for ``adaptive_sde``). Returns (samples [shape], NFE).
+    """
+    if not isinstance(sde, SDE):
+        raise ValueError(f"sde must be an sde_lib.SDE, got {type(sde).__name__}")
+    if not callable(score_fn):
+        raise ValueError(f"score_fn must be callable score_fn(x, t), got {type(score_fn).__name__}")
+    shape = check_shape("shape", shape)
+    check_choice("solver", solver, SOLVERS)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    check_generator("generator", generator)
+    if z is None:
+        z = sde.prior_sampling(shape, generator=generator, device=device)
+    else:
+        check_tensor("z", z)
+        if tuple(z.shape) != shape:
+            raise ValueError(f"z must have shape {shape} (the `shape` argument), got {tuple(z.shape)}")
+    _check_solver_kwargs(solver, solver_kwargs)
+    counted = CountedScore(score_fn)
+    with torch.no_grad():
+        x = SOLVERS[solver](sde, counted, z, steps, generator=generator, progress=progress, **solver_kwargs)
+    return x, counted.nfe
+
+
+_FIXED = {"sde", "score_fn", "z", "steps", "generator", "progress", "order", "method", "kwargs"}
+
+
+def _check_solver_kwargs(solver: str, kwargs: dict) -> None:
+    """Unknown solver options raise ValueError naming the option and listing the valid ones."""
+    fn = SOLVERS[solver]
+    target = getattr(fn, "forwards_to", fn)
+    allowed = sorted(set(inspect.signature(target).parameters) - _FIXED)
+    for name in kwargs:
+        if name not in allowed:
+            raise ValueError(f"{name} is not an option of solver {solver!r}; its options are {allowed}")
