@@ -19,10 +19,13 @@ $(STAMP): setup.py | $(BIN)/python
 install: $(STAMP)
 
 test: install
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n 2 --durations=15 tests
 
 demo: install
-	$(BIN)/python main.py --mode demo --workdir demo_out
+	$(BIN)/python main.py --config configs/vp/toy2d.py --workdir demo_out --mode train --config.training.n_iters=16000
+	$(BIN)/python main.py --config configs/vp/toy2d.py --workdir demo_out --mode sample
+	$(BIN)/python main.py --config configs/vp/toy2d.py --workdir demo_out --mode likelihood
+	@echo "demo: scatter plot of samples next to the data in demo_out/samples/samples_pc_16000.png"
 
 bench: install
 	$(BIN)/python benchmarks/engine.py

@@ -5,7 +5,7 @@
     ema = ExponentialMovingAverage(model.parameters(), decay=config.model.ema_rate)
 """
 from .registry import MODELS, get_model, register_model
-from . import mlp, ncsnpp, ddpmpp, ncsnv2  # noqa: F401  (register the models)
+from . import mlp, ncsnpp, ddpmpp, ncsnv2, classifier  # noqa: F401  (register the models)
 from .ema import ExponentialMovingAverage
 from .layers import NoiseConditioning, count_parameters
 from .score import get_score_fn

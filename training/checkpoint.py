@@ -1,0 +1,267 @@
+"""Atomic, self-pruning training checkpoints that load with ``torch.load(weights_only=True)``.
+
+Layout of ``<workdir>/checkpoints``:
+
+* ``ckpt_<step>.pth``   periodic checkpoints (every ``snapshot_freq`` steps), the newest ``keep`` kept;
+* ``resume_<step>.pth`` the frequent preemption checkpoint (every ``snapshot_freq_for_preemption``
+  steps); only the newest one is kept, and it is removed once a newer periodic checkpoint exists.
+
+Every file is written to a temporary file in the same directory, flushed, ``fsync``-ed and moved into
+place with ``os.replace``, so a crash never leaves a partially written checkpoint under a final name.
+Each file carries a BLAKE2b digest of its content, checked on load. Loading walks the candidates
+newest first and skips unreadable or damaged files with a warning, so a truncated (or otherwise
+corrupted) latest checkpoint falls back to the previous good one.
+
+A checkpoint is a plain dict of tensors, ints, floats, strings, lists and dicts (``capture_state``):
+model, EMA, optimizer, step and the RNG states (torch CPU RNG, named ``torch.Generator`` states as
+uint8 tensors, the CUDA RNG when CUDA is initialised).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import tempfile
+from typing import Mapping
+
+import torch
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^(ckpt|resume)_(\d+)\.pth$")
+FORMAT_VERSION = 1
+
+
+# ----------------------------------------------------------------------------- file level
+def _fsync_dir(directory: str) -> None:
+    """Make a rename durable (POSIX); silently skipped where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_save(obj, path: str) -> None:
+    """``torch.save(obj)`` to ``path`` atomically: temp file in the same dir + fsync + os.replace."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(directory)
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Write a text file atomically (temp file in the same dir + fsync + os.replace)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def content_digest(obj) -> str:
+    """BLAKE2b digest of a nested state (keys, tensor dtypes/shapes/bytes, scalars), order-independent
+    of dict insertion order. Detects damage that still unpickles (flipped bytes inside tensor data)."""
+    h = hashlib.blake2b(digest_size=16)
+
+    def feed(o):
+        if isinstance(o, torch.Tensor):
+            t = o.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(o, Mapping):
+            h.update(b"{")
+            for k in sorted(o, key=str):
+                h.update(repr(k).encode())
+                feed(o[k])
+            h.update(b"}")
+        elif isinstance(o, (list, tuple)):
+            h.update(b"[")
+            for v in o:
+                feed(v)
+            h.update(b"]")
+        else:
+            h.update(repr(o).encode())
+
+    feed(obj)
+    return h.hexdigest()
+
+
+def save_file(state: dict, path: str) -> None:
+    """Atomically save a checkpoint ``state`` with its content digest."""
+    body = {k: v for k, v in state.items() if k != "digest"}
+    atomic_save({**body, "digest": content_digest(body)}, path)
+
+
+def load_file(path: str, map_location="cpu") -> dict:
+    """Load one checkpoint file with ``weights_only=True`` (no arbitrary code is unpickled) and
+    verify its content digest. Raises on an unreadable or damaged file."""
+    state = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(state, dict) or "step" not in state:
+        raise ValueError(f"{path} is not a training checkpoint (no 'step' entry)")
+    digest = state.pop("digest", None)
+    if digest is not None and digest != content_digest(state):
+        raise ValueError(f"{path} is damaged (content digest mismatch)")
+    return state
+
+
+# ----------------------------------------------------------------------------- state dicts
+def _cpu(obj):
+    """Detach tensors to CPU, recursively (so a checkpoint loads on any device)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, Mapping):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu(v) for v in obj)
+    return obj
+
+
+def capture_state(step: int, model: torch.nn.Module, ema=None, optimizer=None,
+                  generators: Mapping[str, torch.Generator] | None = None, extra: dict | None = None) -> dict:
+    """Everything needed to continue training bitwise-identically from ``step``."""
+    state = {
+        "format_version": FORMAT_VERSION,
+        "step": int(step),
+        "model": _cpu(model.state_dict()),
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "generators": {name: g.get_state().cpu() for name, g in (generators or {}).items()},
+        },
+    }
+    if ema is not None:
+        state["ema"] = _cpu(ema.state_dict())
+    if optimizer is not None:
+        state["optimizer"] = _cpu(optimizer.state_dict())
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["rng"]["cuda"] = [s.cpu() for s in torch.cuda.get_rng_state_all()]
+    if extra:
+        state["extra"] = dict(extra)
+    return state
+
+
+def restore_state(state: dict, model: torch.nn.Module, ema=None, optimizer=None,
+                  generators: Mapping[str, torch.Generator] | None = None, restore_rng: bool = True) -> int:
+    """Load ``state`` (from ``capture_state``) into the given objects in place; returns the step.
+
+    Raises ValueError when the checkpoint was written for a different model (e.g. another config.model).
+    """
+    try:
+        model.load_state_dict(state["model"])
+        if ema is not None and "ema" in state:
+            ema.load_state_dict(state["ema"])
+        if optimizer is not None and "optimizer" in state:
+            optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as e:
+        first = " ".join(str(e).split("\n")[:2]).strip()
+        raise ValueError(f"the checkpoint (step {state.get('step')}) does not match the model built from "
+                         f"config.model: {first}") from None
+    if restore_rng:
+        rng = state.get("rng", {})
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"])
+        for name, g in (generators or {}).items():
+            if name in rng.get("generators", {}):
+                g.set_state(rng["generators"][name].to(torch.uint8).cpu())
+        if "cuda" in rng and torch.cuda.is_available():
+            states = rng["cuda"]
+            if len(states) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all(states)
+    return int(state["step"])
+
+
+# ----------------------------------------------------------------------------- manager
+class CheckpointManager:
+    """Periodic (keep the last ``keep``) and resume checkpoints in ``directory``; newest-valid loading."""
+
+    def __init__(self, directory: str, keep: int = 3):
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ValueError(f"keep must be a positive int, got {keep!r}")
+        self.directory = directory
+        self.keep = keep
+
+    # ------------------------------------------------------------------ listing
+    def list(self, kind: str | None = None) -> list[tuple[int, str, str]]:
+        """(step, kind, path) of the checkpoints on disk, newest first (periodic before resume at a tie)."""
+        if not os.path.isdir(self.directory):
+            return []
+        out = []
+        for name in os.listdir(self.directory):
+            m = _NAME.match(name)
+            if m and (kind is None or m.group(1) == kind):
+                out.append((int(m.group(2)), m.group(1), os.path.join(self.directory, name)))
+        out.sort(key=lambda e: (e[0], e[1] == "ckpt"), reverse=True)
+        return out
+
+    def path(self, step: int, kind: str = "ckpt") -> str:
+        return os.path.join(self.directory, f"{kind}_{int(step):09d}.pth")
+
+    # ------------------------------------------------------------------ writing
+    def save(self, state: dict, kind: str = "ckpt") -> str:
+        """Write ``state`` as a periodic (``ckpt``) or ``resume`` checkpoint, then prune old files."""
+        if kind not in ("ckpt", "resume"):
+            raise ValueError(f"kind must be 'ckpt' or 'resume', got {kind!r}")
+        step = int(state["step"])
+        path = self.path(step, kind)
+        save_file(state, path)
+        self._prune(step)
+        return path
+
+    def _prune(self, newest_step: int) -> None:
+        """Keep the newest ``keep`` periodic files; drop resume files older than the newest checkpoint."""
+        for _, _, p in self.list("ckpt")[self.keep:]:
+            _remove(p)
+        for step, _, p in self.list("resume"):
+            if step < newest_step:
+                _remove(p)
+
+    # ------------------------------------------------------------------ reading
+    def latest_step(self) -> int | None:
+        entries = self.list()
+        return entries[0][0] if entries else None
+
+    def load_latest(self, map_location="cpu") -> tuple[dict, str] | None:
+        """The newest checkpoint that loads, as (state, path); unreadable ones are skipped with a
+        warning. None when there is no readable checkpoint."""
+        for _, _, path in self.list():
+            try:
+                return load_file(path, map_location=map_location), path
+            except Exception as e:  # truncated zip, bad pickle, wrong content ...
+                log.warning("checkpoint %s is unreadable (%s: %s); falling back to the previous one",
+                            path, type(e).__name__, e)
+        return None
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass

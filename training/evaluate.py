@@ -1,0 +1,307 @@
+"""Evaluation of a trained checkpoint: likelihood (bits/dim or nats), sample quality, a sample figure.
+
+``evaluate(config, workdir, eval_folder)`` loads the newest readable checkpoint (EMA weights unless
+``config.eval.ckpt == "raw"``) and writes ``<workdir>/<eval_folder>/metrics.json`` (and a per-step
+copy) plus a PNG of samples. The building blocks (``load_trained``, ``draw_samples``, ``likelihood_stats``,
+``sample_stats``, ``save_samples_png``) are shared with ``main.py``'s sample / likelihood / encode modes.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+
+import torch
+
+from .checkpoint import CheckpointManager, restore_state
+
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------- loading
+def load_trained(config, workdir: str, device: torch.device | str | None = None, which: str | None = None):
+    """(sde, model in eval mode, step, checkpoint path) from the newest readable checkpoint in ``workdir``.
+
+    ``which`` = "ema" (default from ``config.eval.ckpt``) copies the EMA weights into the model.
+    Raises FileNotFoundError when ``workdir`` holds no readable checkpoint.
+    """
+    from sde_lib import get_sde
+    from models import get_model, ExponentialMovingAverage
+    from .train import checkpoint_dir, resolve_device
+
+    device = resolve_device(config) if device is None else torch.device(device)
+    which = str(which or getattr(config.eval, "ckpt", "ema"))
+    if which not in ("ema", "raw"):
+        raise ValueError(f"config.eval.ckpt must be 'ema' or 'raw', got {which!r}")
+    sde = get_sde(config)
+    model = get_model(config)
+    mgr = CheckpointManager(checkpoint_dir(workdir), keep=1)
+    loaded = mgr.load_latest()
+    if loaded is None:
+        raise FileNotFoundError(f"no readable checkpoint in {checkpoint_dir(workdir)}; train first "
+                                f"(--mode train --workdir {workdir})")
+    state, path = loaded
+    ema = ExponentialMovingAverage(model.parameters(), decay=float(config.model.ema_rate))
+    try:
+        restore_state(state, model, ema if which == "ema" else None, restore_rng=False)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    if which == "ema" and "ema" in state:
+        ema.copy_to(model.parameters())
+    model.to(device).eval()
+    return sde, model, int(state["step"]), path
+
+
+def score_fn_for(config, sde, model):
+    from models import get_score_fn
+    return get_score_fn(sde, model, continuous=bool(config.training.continuous), train=False)
+
+
+# ----------------------------------------------------------------------------- sampling
+def sampling_sde(config, sde, n_steps: int | None):
+    """The SDE used for PC sampling: ``sde`` itself, or a copy with ``N = n_steps`` (fewer predictor
+    steps) for continuous-time models. Discrete models keep their ladder (their labels depend on N)."""
+    if n_steps is None or not bool(config.training.continuous) or int(n_steps) >= sde.N:
+        return sde
+    from sde_lib import get_sde
+    cfg = copy.deepcopy(config)
+    cfg.model.num_scales = int(n_steps)
+    return get_sde(cfg)
+
+
+def check_sampling_config(config) -> None:
+    """``config.sampling``: method in {pc, ode}; predictor / corrector registered; ODE method known."""
+    from samplers import CORRECTORS, PREDICTORS, ODE_METHODS
+    from sde_lib.checks import check_choice
+
+    s = config.sampling
+    check_choice("config.sampling.method", str(s.method), ("pc", "ode"))
+    check_choice("config.sampling.predictor", str(s.predictor), PREDICTORS)
+    check_choice("config.sampling.corrector", str(s.corrector), CORRECTORS)
+    check_choice("config.sampling.ode_method", str(s.ode_method), ODE_METHODS)
+
+
+def corrector_kwargs(config) -> dict:
+    """``config.sampling.corrector_kwargs`` (optional) restricted to the keywords the chosen corrector
+    accepts, so one config can carry e.g. ``{"step_norm": "batch"}`` for ``langevin`` and still run
+    with ``corrector="none"``."""
+    import inspect
+    from samplers import CORRECTORS
+
+    kw = dict(config.sampling.get("corrector_kwargs", None) or {})
+    params = inspect.signature(CORRECTORS[str(config.sampling.corrector)].__init__).parameters
+    return {k: v for k, v in kw.items() if k in params}
+
+
+def draw_samples(config, sde, model, n: int, generator: torch.Generator | None = None, device="cpu",
+                 n_steps: int | None = None, progress: bool = False) -> tuple[torch.Tensor, int]:
+    """``n`` samples [n, *config.data.shape] by ``config.sampling.method`` ("pc" | "ode"), in batches of
+    ``config.sampling.batch_size``; returns (samples on CPU, total NFE). ``n_steps`` coarsens the PC
+    sampler (continuous models) and loosens the ODE tolerances to 1e-3 (for cheap snapshots)."""
+    from samplers import pc_sample, ode_sample
+
+    s = config.sampling
+    check_sampling_config(config)
+    method = str(s.method)
+    score_fn = score_fn_for(config, sde, model)
+    shape = tuple(int(d) for d in config.data.shape)
+    bs = max(1, int(s.batch_size))
+    out, nfe = [], 0
+    for start in range(0, n, bs):
+        b = min(bs, n - start)
+        if method == "pc":
+            x, k = pc_sample(sampling_sde(config, sde, n_steps), score_fn, (b, *shape),
+                             predictor=str(s.predictor), corrector=str(s.corrector), snr=float(s.snr),
+                             n_steps=int(s.n_steps_each), probability_flow=bool(s.probability_flow),
+                             denoise=bool(s.noise_removal), eps=float(s.eps), generator=generator,
+                             device=device, corrector_kwargs=corrector_kwargs(config), progress=progress)
+        else:
+            tol = 1e-3 if n_steps is not None else None
+            x, k = ode_sample(sde, score_fn, (b, *shape), method=str(s.ode_method),
+                              rtol=tol or float(s.rtol), atol=tol or float(s.atol), eps=float(s.eps),
+                              denoise=bool(s.noise_removal), generator=generator, device=device)
+        out.append(x.detach().cpu())
+        nfe += int(k)
+    return torch.cat(out), nfe
+
+
+def save_samples_png(config, samples: torch.Tensor, path: str, data: torch.Tensor | None = None,
+                     title: str = "") -> str:
+    """2-D data: scatter of samples next to ``data``; images: a grid in [0, 1]; other shapes: a
+    scatter of the first two coordinates."""
+    from training.data import is_image, to_unit_images
+    from .plots import image_grid, scatter_2d
+
+    if is_image(config):
+        return image_grid(path, to_unit_images(samples[:256].float(), config))
+    flat = samples.reshape(samples.shape[0], -1)
+    ref = None if data is None else data.reshape(data.shape[0], -1)
+    return scatter_2d(path, flat, ref, title=title)
+
+
+# ----------------------------------------------------------------------------- statistics
+def _mean_se(v: torch.Tensor) -> tuple[float, float]:
+    v = v.detach().double().cpu()
+    se = float(v.std() / math.sqrt(v.numel())) if v.numel() > 1 else float("nan")
+    return float(v.mean()), se
+
+
+def mode_mixture(config):
+    """The closed-form mixture behind ``config.data`` when there is one (two_mode toy data), else None."""
+    if str(config.data.dataset) == "toy2d" and str(config.data.toy) == "two_mode":
+        from sde_lib.mixture import two_mode_mixture
+        return two_mode_mixture()
+    return None
+
+
+def likelihood_stats(config, sde, model, x: torch.Tensor, generator: torch.Generator | None = None,
+                     progress: bool = False) -> dict:
+    """Bits/dim (dequantized, discrete data) or NLL in nats per sample (toy data) on ``x``:
+    mean, standard error, n, NFE."""
+    from likelihood import bits_per_dim, log_likelihood
+    from training.data import data_range, n_bins
+
+    e = config.eval
+    score_fn = score_fn_for(config, sde, model)
+    kw = dict(hutchinson=str(e.hutchinson), rtol=float(e.rtol), atol=float(e.atol),
+              eps=float(config.training.eps), generator=generator, n_probes=int(e.n_probes),
+              max_batch=max(1, int(e.batch_size)), progress=progress)
+    rng = data_range(config)
+    if rng is None:
+        logp, _, nfe = log_likelihood(sde, score_fn, x, **kw)
+        mean, se = _mean_se(-logp)
+        out = {"nll_nats": mean, "nll_nats_se": se, "n": int(x.shape[0]), "nfe": int(nfe)}
+        mix = mode_mixture(config)
+        if mix is not None:  # the data's own NLL on the same points, for reference
+            out["nll_nats_data_distribution"] = float(-mix.log_prob(x.detach().double().cpu()).mean())
+        return out
+    bpd = bits_per_dim(sde, score_fn, x, data_range=tuple(rng), n_bins=int(n_bins(config)), **kw)
+    mean, se = _mean_se(bpd)
+    return {"bpd": mean, "bpd_se": se, "n": int(x.shape[0])}
+
+
+def sample_stats(config, samples: torch.Tensor, reference: torch.Tensor,
+                 generator: torch.Generator | None = None) -> dict:
+    """Sample quality against held-out data.
+
+    2-D / vector data: sliced Wasserstein distance (and, for two_mode, the mode weights and per-mode
+    spreads (RMS distance to the mode mean per dimension) of both sets);
+    images: per-pixel moment differences, RBF-kernel MMD^2 (on up to 1000 of each), FID when
+    torch-fidelity and its Inception weights are available.
+    """
+    from quality import sliced_wasserstein, mmd_rbf, mode_spread, pixel_moments
+    from training.data import is_image
+
+    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    samples, reference = samples.double().cpu(), reference.double().cpu()
+    finite = torch.isfinite(samples.reshape(samples.shape[0], -1)).all(1)
+    out: dict = {"num_samples": int(samples.shape[0]), "frac_finite": float(finite.double().mean())}
+    samples = samples[finite]
+    if samples.shape[0] < 2:
+        out["error"] = "fewer than two finite samples"
+        return out
+    if is_image(config):
+        out.update({f"pixel_{k}": v for k, v in pixel_moments(samples, reference).items()})
+        out["mmd_rbf"] = mmd_rbf(samples[:1000], reference[:1000])
+        out.update(fid_stats(config, samples, reference))
+        return out
+    out["sliced_wasserstein"] = sliced_wasserstein(samples, reference, n_projections=256, generator=g)
+    mix = mode_mixture(config)
+    if mix is not None:
+        w = mix.mode_weights(samples).tolist()
+        w_ref = mix.mode_weights(reference).tolist()
+        out["mode_weights"] = w
+        out["mode_weights_data"] = w_ref
+        out["mode_weights_true"] = mix.weights.tolist()
+        out["mode_weights_error"] = max(abs(a - b) for a, b in zip(w, mix.weights.tolist()))
+        labels, labels_ref = mix.component_index(samples), mix.component_index(reference)
+        out["mode_std"] = [mode_spread(samples, labels, k) for k in range(len(w))]
+        out["mode_std_data"] = [mode_spread(reference, labels_ref, k) for k in range(len(w))]
+    return out
+
+
+def _inception_weights_on_disk() -> str | None:
+    hub = os.path.join(torch.hub.get_dir(), "checkpoints")
+    if os.path.isdir(hub):
+        for name in os.listdir(hub):
+            if name.startswith("weights-inception") and name.endswith(".pth"):
+                return os.path.join(hub, name)
+    return None
+
+
+def fid_stats(config, samples: torch.Tensor, reference: torch.Tensor) -> dict:
+    """FID via torch-fidelity, only when it is importable and its Inception weights are on disk."""
+    try:
+        import torch_fidelity
+    except ImportError:
+        log.info("FID skipped: torch-fidelity is not installed")
+        return {"fid": None, "fid_skipped": "torch-fidelity is not installed"}
+    if _inception_weights_on_disk() is None:
+        msg = f"Inception weights not found under {os.path.join(torch.hub.get_dir(), 'checkpoints')}"
+        log.info("FID skipped: %s", msg)
+        return {"fid": None, "fid_skipped": msg}
+    from training.data import to_unit_images
+
+    class _Images(torch.utils.data.Dataset):
+        def __init__(self, x):
+            u = to_unit_images(x.float(), config)
+            if u.shape[1] == 1:
+                u = u.repeat(1, 3, 1, 1)
+            self.x = (u * 255).round().clamp(0, 255).to(torch.uint8)
+
+        def __len__(self):
+            return self.x.shape[0]
+
+        def __getitem__(self, i):
+            return self.x[i]
+
+    m = torch_fidelity.calculate_metrics(input1=_Images(samples), input2=_Images(reference), fid=True,
+                                         cuda=torch.cuda.is_available(), verbose=False)
+    return {"fid": float(m["frechet_inception_distance"])}
+
+
+# ----------------------------------------------------------------------------- the entry point
+def eval_subset(config, data: torch.Tensor) -> torch.Tensor:
+    """The first ``bpd_num_batches * eval.batch_size`` test samples (all when bpd_num_batches is 0)."""
+    nb = int(config.eval.bpd_num_batches)
+    return data if nb <= 0 else data[: nb * int(config.eval.batch_size)]
+
+
+def write_json(path: str, obj: dict) -> str:
+    from .checkpoint import atomic_write_text
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True))
+    return path
+
+
+def evaluate(config, workdir: str, eval_folder: str = "eval", progress: bool = False) -> dict:
+    """Evaluate the newest checkpoint in ``workdir``; write metrics JSON and a sample PNG into
+    ``workdir/eval_folder``. Returns the metrics dict (keys: step, checkpoint, likelihood stats
+    ``bpd``/``bpd_se`` or ``nll_nats``/``nll_nats_se``, sample statistics, paths)."""
+    from training.data import get_dataset
+
+    sde, model, step, path = load_trained(config, workdir)
+    device = next(model.parameters()).device
+    out_dir = os.path.join(workdir, eval_folder)
+    os.makedirs(out_dir, exist_ok=True)
+    test = get_dataset(config, "test")
+    seed = int(config.seed)
+    metrics: dict = {"step": step, "checkpoint": path, "weights": str(config.eval.ckpt)}
+    if bool(config.eval.enable_bpd):
+        x = eval_subset(config, test).to(device)
+        g = torch.Generator(device=device).manual_seed(seed + 11)
+        metrics.update(likelihood_stats(config, sde, model, x, generator=g, progress=progress))
+    if bool(config.eval.enable_sampling):
+        g = torch.Generator(device=device).manual_seed(seed + 12)
+        samples, nfe = draw_samples(config, sde, model, int(config.eval.num_samples), generator=g,
+                                    device=device, progress=progress)
+        metrics["sampling_nfe"] = nfe
+        metrics.update(sample_stats(config, samples, test, generator=torch.Generator().manual_seed(seed + 13)))
+        metrics["samples_png"] = save_samples_png(config, samples, os.path.join(out_dir, f"samples_{step}.png"),
+                                                  data=test, title=f"step {step}")
+    metrics["metrics_json"] = os.path.join(out_dir, "metrics.json")
+    write_json(os.path.join(out_dir, f"metrics_{step}.json"), metrics)
+    write_json(metrics["metrics_json"], metrics)
+    log.info("evaluation at step %d: %s", step, metrics)
+    return metrics
