@@ -3,6 +3,11 @@
     python main.py --config configs/vp/toy2d.py --workdir runs/vp_toy --mode train \
         [--config.training.n_iters=2000 ...any ml_collections override]
 
+Data-parallel training on K processes (gloo on CPUs, nccl on GPUs; sample / likelihood / eval shard
+their batches across the ranks and rank 0 writes the results):
+
+    torchrun --nproc_per_node=K main.py --config configs/vp/toy2d.py --workdir runs/vp_toy --mode train
+
 Modes live in the ``MODES`` registry (name -> function(config, workdir) -> exit code). A bad config
 (unknown SDE / model / data set, missing data path, shape mismatch) or bad flags stop before any work
 with one line ``error: ...`` on stderr and exit code 2.
@@ -30,10 +35,13 @@ flags.DEFINE_bool("decode", False, "--mode encode: also decode the latents and r
 flags.DEFINE_bool("progress", True, "Show tqdm progress bars.")
 flags.DEFINE_integer("num", 0, "--mode sample: number of samples (0: config.sampling.num_samples); "
                      "--mode likelihood / encode: number of test points (0: all / config.eval.batch_size).")
+flags.DEFINE_alias("num_points", "num")  # torchrun's argument parser takes --num=... for its --numa-binding
 
 log = logging.getLogger("main")
 CONFIG_ERRORS = (ValueError, FileNotFoundError, KeyError, TypeError)
 MODES: dict[str, Callable[[object, str], int]] = {}
+#: modes that run under ``torchrun --nproc_per_node=K`` (train: DDP; eval / sample / likelihood: sharded)
+DISTRIBUTED_MODES = ("train", "eval", "sample", "likelihood", "encode")
 
 
 class ConfigError(Exception):
@@ -88,6 +96,12 @@ def _validate(config, need_checkpoint_in: str | None = None):
     return comp
 
 
+def _info(device="cpu"):
+    """This process's ``RunInfo`` (rank / world size; single process outside torchrun)."""
+    from training.distributed import current_info
+    return current_info(device)
+
+
 def _test_points(config, n: int):
     from training.data import get_dataset
     x = get_dataset(config, "test")
@@ -123,6 +137,8 @@ def run_train(config, workdir: str) -> int:
         train(config, workdir, progress=FLAGS.progress)
     except FloatingPointError as e:
         return fail(_one_line(e), code=1)
+    if not _info().is_main:
+        return 0
     print(f"training done: checkpoints in {os.path.join(workdir, 'checkpoints')}, log in "
           f"{os.path.join(workdir, 'log.csv')}")
     return 0
@@ -134,6 +150,8 @@ def run_eval(config, workdir: str) -> int:
     from training.evaluate import evaluate
     _validate(config, need_checkpoint_in=workdir)
     metrics = evaluate(config, workdir, eval_folder=FLAGS.eval_folder, progress=FLAGS.progress)
+    if not _info().is_main:
+        return 0
     _print_metrics(f"evaluation of {metrics['checkpoint']}:", metrics)
     return 0
 
@@ -150,7 +168,11 @@ def run_sample(config, workdir: str) -> int:
     device = next(model.parameters()).device
     n = FLAGS.num or int(config.sampling.num_samples)
     g = torch.Generator(device=device).manual_seed(int(config.seed) + 21)
-    x, nfe = draw_samples(config, sde, model, n, generator=g, device=device, progress=FLAGS.progress)
+    info = _info(device)  # under torchrun each rank draws its shard; rank 0 writes
+    x, nfe = draw_samples(config, sde, model, n, generator=g, device=device,
+                          progress=FLAGS.progress and info.is_main, info=info)
+    if not info.is_main:
+        return 0
     out = os.path.join(workdir, "samples")
     os.makedirs(out, exist_ok=True)
     tag = f"{config.sampling.method}_{step}"
@@ -177,7 +199,11 @@ def run_likelihood(config, workdir: str) -> int:
     device = next(model.parameters()).device
     x = _test_points(config, FLAGS.num).to(device)
     g = torch.Generator(device=device).manual_seed(int(config.seed) + 11)
-    stats = likelihood_stats(config, sde, model, x, generator=g, progress=FLAGS.progress)
+    info = _info(device)  # under torchrun each rank evaluates its shard of the test points; rank 0 writes
+    stats = likelihood_stats(config, sde, model, x, generator=g, progress=FLAGS.progress and info.is_main,
+                             info=info)
+    if not info.is_main:
+        return 0
     stats["step"] = step
     path = os.path.join(workdir, "likelihood", f"likelihood_{step}.json")
     _write_json(path, stats)
@@ -208,6 +234,8 @@ def run_encode(config, workdir: str) -> int:
     score_fn = score_fn_for(config, sde, model)
     kw = dict(rtol=float(s.rtol), atol=float(s.atol), eps=float(s.eps))
     z = encode(sde, score_fn, x, **kw)
+    if not _info(device).is_main:  # encoding is not sharded: every rank computes, rank 0 writes
+        return 0
     out = os.path.join(workdir, "latents")
     os.makedirs(out, exist_ok=True)
     arrays = {"x": x.cpu().numpy(), "z": z.detach().cpu().numpy(), "step": step}
@@ -274,14 +302,23 @@ def main(argv) -> None:
         sys.exit(fail("--workdir is required"))
     if FLAGS.mode not in MODES:
         sys.exit(fail(f"--mode must be one of {sorted(MODES)}, got {FLAGS.mode!r}"))
+    from training.distributed import init_distributed, launched_by_torchrun, shutdown
+    if launched_by_torchrun() and FLAGS.mode not in DISTRIBUTED_MODES:
+        sys.exit(fail(f"--mode {FLAGS.mode} runs in a single process; launch it without torchrun "
+                      f"(modes that run under torchrun: {', '.join(DISTRIBUTED_MODES)})"))
     config = FLAGS.config
     _torch_setup(config)
     try:
+        if launched_by_torchrun():
+            from training.train import resolve_device
+            init_distributed(resolve_device(config))
         code = MODES[FLAGS.mode](config, FLAGS.workdir)
     except ConfigError as e:
         code = fail(str(e))
     except (ValueError, FileNotFoundError) as e:  # bad input met after validation (e.g. a checkpoint
         code = fail(_one_line(e))                 # written for another config.model)
+    finally:
+        shutdown()
     sys.exit(code)
 
 

@@ -16,6 +16,7 @@ import os
 import torch
 
 from .checkpoint import CheckpointManager, restore_state
+from .distributed import RunInfo, all_sum, current_info, gather_rows, rank_generator, shard_slice
 
 log = logging.getLogger(__name__)
 
@@ -96,14 +97,24 @@ def corrector_kwargs(config) -> dict:
 
 
 def draw_samples(config, sde, model, n: int, generator: torch.Generator | None = None, device="cpu",
-                 n_steps: int | None = None, progress: bool = False) -> tuple[torch.Tensor, int]:
+                 n_steps: int | None = None, progress: bool = False,
+                 info: RunInfo | None = None) -> tuple[torch.Tensor, int]:
     """``n`` samples [n, *config.data.shape] by ``config.sampling.method`` ("pc" | "ode"), in batches of
     ``config.sampling.batch_size``; returns (samples on CPU, total NFE). ``n_steps`` coarsens the PC
-    sampler (continuous models) and loosens the ODE tolerances to 1e-3 (for cheap snapshots)."""
+    sampler (continuous models) and loosens the ODE tolerances to 1e-3 (for cheap snapshots).
+
+    ``info`` (a distributed ``RunInfo``): each rank draws its shard of the ``n`` samples with its own
+    generator stream (``rank_generator``); all ranks return the gathered samples and the summed NFE.
+    """
     from samplers import pc_sample, ode_sample
 
     s = config.sampling
     check_sampling_config(config)
+    info = info or RunInfo(device=torch.device(device))
+    total = n
+    rows = shard_slice(n, info)
+    n = rows.stop - rows.start
+    generator = rank_generator(generator, info)
     method = str(s.method)
     score_fn = score_fn_for(config, sde, model)
     shape = tuple(int(d) for d in config.data.shape)
@@ -124,7 +135,10 @@ def draw_samples(config, sde, model, n: int, generator: torch.Generator | None =
                               denoise=bool(s.noise_removal), generator=generator, device=device)
         out.append(x.detach().cpu())
         nfe += int(k)
-    return torch.cat(out), nfe
+    x = gather_rows(torch.cat(out) if out else torch.empty((0, *shape)), info)
+    if x.shape[0] != total:
+        raise RuntimeError(f"gathered {x.shape[0]} samples, expected {total}")
+    return x, int(round(all_sum(nfe, info)))
 
 
 def save_samples_png(config, samples: torch.Tensor, path: str, data: torch.Tensor | None = None,
@@ -157,13 +171,21 @@ def mode_mixture(config):
 
 
 def likelihood_stats(config, sde, model, x: torch.Tensor, generator: torch.Generator | None = None,
-                     progress: bool = False) -> dict:
+                     progress: bool = False, info: RunInfo | None = None) -> dict:
     """Bits/dim (dequantized, discrete data) or NLL in nats per sample (toy data) on ``x``:
-    mean, standard error, n, NFE."""
+    mean, standard error, n, NFE.
+
+    ``info`` (a distributed ``RunInfo``): each rank evaluates its contiguous shard of ``x`` (its own
+    dequantization / probe stream); per-point values are gathered, so every rank returns the statistics
+    of all of ``x``.
+    """
     from likelihood import bits_per_dim, log_likelihood
     from training.data import data_range, n_bins
 
     e = config.eval
+    info = info or RunInfo(device=x.device)
+    x_all, x = x, x[shard_slice(x.shape[0], info)]
+    generator = rank_generator(generator, info)
     score_fn = score_fn_for(config, sde, model)
     kw = dict(hutchinson=str(e.hutchinson), rtol=float(e.rtol), atol=float(e.atol),
               eps=float(config.training.eps), generator=generator, n_probes=int(e.n_probes),
@@ -171,15 +193,17 @@ def likelihood_stats(config, sde, model, x: torch.Tensor, generator: torch.Gener
     rng = data_range(config)
     if rng is None:
         logp, _, nfe = log_likelihood(sde, score_fn, x, **kw)
+        logp = gather_rows(logp.detach().double(), info)
         mean, se = _mean_se(-logp)
-        out = {"nll_nats": mean, "nll_nats_se": se, "n": int(x.shape[0]), "nfe": int(nfe)}
+        out = {"nll_nats": mean, "nll_nats_se": se, "n": int(logp.shape[0]), "nfe": int(round(all_sum(nfe, info)))}
         mix = mode_mixture(config)
         if mix is not None:  # the data's own NLL on the same points, for reference
-            out["nll_nats_data_distribution"] = float(-mix.log_prob(x.detach().double().cpu()).mean())
+            out["nll_nats_data_distribution"] = float(-mix.log_prob(x_all.detach().double().cpu()).mean())
         return out
     bpd = bits_per_dim(sde, score_fn, x, data_range=tuple(rng), n_bins=int(n_bins(config)), **kw)
+    bpd = gather_rows(bpd.detach().double(), info)
     mean, se = _mean_se(bpd)
-    return {"bpd": mean, "bpd_se": se, "n": int(x.shape[0])}
+    return {"bpd": mean, "bpd_se": se, "n": int(bpd.shape[0])}
 
 
 def sample_stats(config, samples: torch.Tensor, reference: torch.Tensor,
@@ -283,25 +307,30 @@ def evaluate(config, workdir: str, eval_folder: str = "eval", progress: bool = F
 
     sde, model, step, path = load_trained(config, workdir)
     device = next(model.parameters()).device
+    info = current_info(device)  # under torchrun: likelihood and sampling sharded, rank 0 writes
     out_dir = os.path.join(workdir, eval_folder)
-    os.makedirs(out_dir, exist_ok=True)
+    if info.is_main:
+        os.makedirs(out_dir, exist_ok=True)
     test = get_dataset(config, "test")
     seed = int(config.seed)
     metrics: dict = {"step": step, "checkpoint": path, "weights": str(config.eval.ckpt)}
     if bool(config.eval.enable_bpd):
         x = eval_subset(config, test).to(device)
         g = torch.Generator(device=device).manual_seed(seed + 11)
-        metrics.update(likelihood_stats(config, sde, model, x, generator=g, progress=progress))
+        metrics.update(likelihood_stats(config, sde, model, x, generator=g, progress=progress and info.is_main,
+                                        info=info))
     if bool(config.eval.enable_sampling):
         g = torch.Generator(device=device).manual_seed(seed + 12)
         samples, nfe = draw_samples(config, sde, model, int(config.eval.num_samples), generator=g,
-                                    device=device, progress=progress)
+                                    device=device, progress=progress and info.is_main, info=info)
         metrics["sampling_nfe"] = nfe
         metrics.update(sample_stats(config, samples, test, generator=torch.Generator().manual_seed(seed + 13)))
-        metrics["samples_png"] = save_samples_png(config, samples, os.path.join(out_dir, f"samples_{step}.png"),
-                                                  data=test, title=f"step {step}")
+        png = os.path.join(out_dir, f"samples_{step}.png")
+        metrics["samples_png"] = save_samples_png(config, samples, png, data=test, title=f"step {step}") \
+            if info.is_main else png
     metrics["metrics_json"] = os.path.join(out_dir, "metrics.json")
-    write_json(os.path.join(out_dir, f"metrics_{step}.json"), metrics)
-    write_json(metrics["metrics_json"], metrics)
+    if info.is_main:
+        write_json(os.path.join(out_dir, f"metrics_{step}.json"), metrics)
+        write_json(metrics["metrics_json"], metrics)
     log.info("evaluation at step %d: %s", step, metrics)
     return metrics

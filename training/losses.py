@@ -33,7 +33,7 @@ from typing import Callable
 import torch
 
 from sde_lib.base import SDE
-from sde_lib.checks import batch_view, check_choice, check_generator, check_tensor, rand, randn_like
+from sde_lib.checks import batch_view, check_choice, check_generator, check_tensor, rand, randn
 
 Tensor = torch.Tensor
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
@@ -121,6 +121,15 @@ def _check_discrete_ladder(sde: SDE) -> None:
                          f"t = {float(t[std <= 0][0]):g}: use continuous=True")
 
 
+def _check_shard(shard) -> tuple[int, int]:
+    if shard is None:
+        return 0, 1
+    ok = isinstance(shard, (tuple, list)) and len(shard) == 2 and all(isinstance(v, int) for v in shard)
+    if not ok or not 0 <= shard[0] < shard[1]:
+        raise ValueError(f"shard must be (rank, world_size) with 0 <= rank < world_size, got {shard!r}")
+    return int(shard[0]), int(shard[1])
+
+
 def _score_fn_builder():
     from models import get_score_fn  # models and training are siblings; imported when a loss is built
     return get_score_fn
@@ -130,7 +139,12 @@ def _score_fn_builder():
 def get_loss_fn(sde: SDE, train: bool = True, reduce_mean: bool = True, continuous: bool = True,
                 likelihood_weighting: bool = False, eps: float = 1e-5, objective: str = "dsm",
                 **objective_kwargs) -> LossFn:
-    """Build ``loss_fn(model, batch, generator=None) -> scalar`` (see the module docstring).
+    """Build ``loss_fn(model, batch, generator=None, shard=None) -> scalar`` (see the module docstring).
+
+    ``shard=(rank, world_size)``: ``batch`` is rank's contiguous shard of a global batch of
+    ``world_size * B`` rows; times and noise are drawn for the global batch and this shard's rows kept,
+    so K data-parallel ranks with identically seeded generators see exactly the noise of one process
+    (``dsm``; the projections of ``ssm`` are drawn per shard).
 
     The batch loss is mean_b w_b * per_sample_b with w = 1 (lambda = s^2) or g(t)^2 / s(t)^2
     (likelihood weighting, continuous only), times 2/D when ``reduce_mean``.
@@ -149,16 +163,19 @@ def get_loss_fn(sde: SDE, train: bool = True, reduce_mean: bool = True, continuo
     get_score_fn = _score_fn_builder()
     eps = float(eps)
 
-    def loss_fn(model: torch.nn.Module, batch: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def loss_fn(model: torch.nn.Module, batch: Tensor, generator: torch.Generator | None = None,
+                shard: tuple[int, int] | None = None) -> Tensor:
         if not callable(model):
             raise ValueError(f"model must be a callable network model(x, cond), got {type(model).__name__}")
         check_tensor("batch", batch, min_dim=2)
         check_generator("generator", generator)
+        rank, world = _check_shard(shard)
         B = batch.shape[0]
         D = batch[0].numel()
         t_dtype = torch.promote_types(batch.dtype, torch.float32)   # no half-precision times
-        t = sample_times(sde, B, continuous, eps, generator, batch.device, t_dtype)
-        z = randn_like(batch, generator)
+        rows = slice(rank * B, (rank + 1) * B)  # this shard of the global batch's noise
+        t = sample_times(sde, B * world, continuous, eps, generator, batch.device, t_dtype)[rows]
+        z = randn((B * world, *batch.shape[1:]), generator, batch.device, batch.dtype)[rows]
         m, std = sde.marginal_coeffs(t) if continuous else sde.discrete_marginal_coeffs(t)
         x_t = batch_view(m, batch) * batch + batch_view(std, batch) * z
         score_fn = get_score_fn(sde, model, continuous=continuous, train=train)

@@ -9,9 +9,11 @@ with ``seed + 1``, loss noise from a generator seeded with ``seed + 2`` on the t
 states, the torch RNG and model/EMA/optimizer are checkpointed, so stopping at step k and rerunning on
 the same workdir gives bitwise the parameters of one uninterrupted run (on CPU).
 
-Distributed-ready layout: ``RunInfo`` carries rank / world size; only the main rank writes files; each
-step draws the *global* batch indices from the shared data generator and ``draw_batch`` keeps this
-rank's shard, so a later DistributedDataParallel change only wraps ``model`` and fills ``RunInfo``.
+Data parallel (``torchrun --nproc_per_node=K``, see ``training.distributed``): the model is wrapped in
+DistributedDataParallel; every step draws the *global* batch indices and the loss noise for the global
+batch from generators seeded identically on all ranks, and each rank keeps its contiguous shard. With
+equal shards DDP's gradient average is the global-batch gradient, so K ranks follow the single-process
+run up to float rounding, and checkpoints (written by rank 0 only) resume with any K.
 """
 from __future__ import annotations
 
@@ -27,50 +29,42 @@ import warnings
 import torch
 
 from .checkpoint import CheckpointManager, capture_state, restore_state
+from .distributed import RunInfo, all_mean, barrier, device_for_rank, init_distributed
 
 log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- run set-up
-@dataclasses.dataclass(frozen=True)
-class RunInfo:
-    """Where this process sits in a (possibly distributed) run; single process for now."""
-    rank: int = 0
-    world_size: int = 1
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
 def resolve_device(config) -> torch.device:
-    """``config.device``: "auto" -> cuda if available else cpu; otherwise any torch device string."""
+    """``config.device``: "auto" -> cuda if available else cpu; otherwise any torch device string.
+    A CUDA device without an index becomes ``cuda:LOCAL_RANK`` under torchrun."""
     name = str(getattr(config, "device", "auto"))
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return device_for_rank(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     try:
         dev = torch.device(name)
     except RuntimeError:
         raise ValueError(f"config.device must be 'auto', 'cpu' or a cuda device, got {name!r}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"config.device is {name!r} but CUDA is not available")
-    return dev
+    return device_for_rank(dev)
 
 
 def run_info(config) -> RunInfo:
-    return RunInfo(rank=0, world_size=1, device=resolve_device(config))
+    """This process's place in the run: joins the torchrun process group when launched by torchrun."""
+    return init_distributed(resolve_device(config))
 
 
 def checkpoint_dir(workdir: str) -> str:
     return os.path.join(workdir, "checkpoints")
 
 
-def make_generators(config, device: torch.device, rank: int = 0) -> dict[str, torch.Generator]:
-    """Seeded generators: ``data`` (CPU, shared by all ranks) and ``noise`` (loss noise, per rank)."""
+def make_generators(config, device: torch.device) -> dict[str, torch.Generator]:
+    """Seeded generators, identical on every rank: ``data`` (CPU; global batch indices) and ``noise``
+    (training device; loss noise drawn for the global batch, see ``loss_fn(..., shard=)``)."""
     seed = int(config.seed)
     data = torch.Generator().manual_seed(seed + 1)
-    noise = torch.Generator(device=device).manual_seed(seed + 2 + 1000 * rank)
+    noise = torch.Generator(device=device).manual_seed(seed + 2)
     return {"data": data, "noise": noise}
 
 
@@ -289,7 +283,7 @@ def train(config, workdir: str, progress: bool = True) -> None:
     eval_loss_fn = build_loss_fn(config, sde, train=False)
     optimizer = build_optimizer(config, model.parameters())
     ema = ExponentialMovingAverage(model.parameters(), decay=float(config.model.ema_rate))
-    gens = make_generators(config, device, info.rank)
+    gens = make_generators(config, device)
     mgr = CheckpointManager(checkpoint_dir(workdir), keep=int(tr.keep_checkpoints))
 
     step = 0
@@ -298,6 +292,7 @@ def train(config, workdir: str, progress: bool = True) -> None:
         state, path = loaded
         step = restore_state(state, model, ema, optimizer, gens)
         log.info("resumed from %s (step %d)", path, step)
+    barrier(info)  # every rank has read the checkpoint before rank 0 may write the next one
     if info.is_main:
         os.makedirs(workdir, exist_ok=True)
         if step == 0 and loaded is None and n_iters == 0:  # still leave a (untrained) checkpoint behind
@@ -306,7 +301,13 @@ def train(config, workdir: str, progress: bool = True) -> None:
         log.info("nothing to do: checkpoint step %d >= n_iters %d", step, n_iters)
         return None
 
-    train_model = torch.compile(model) if bool(getattr(tr, "compile", False)) else model
+    train_model = model
+    if info.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+        train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if bool(getattr(tr, "compile", False)):
+        train_model = torch.compile(train_model)
+    shard_kw = {"shard": (info.rank, info.world_size)} if info.distributed else {}
     log.info("training %s with %s on %s from step %d to %d in %s", config.model.name, type(sde).__name__,
              device, step, n_iters, workdir)
     bar = _progress_bar(progress and info.is_main, n_iters, step)
@@ -325,8 +326,8 @@ def train(config, workdir: str, progress: bool = True) -> None:
             model.train()
             optimizer.zero_grad(set_to_none=True)
             with _autocast(config, device):
-                loss = loss_fn(train_model, batch, generator=gens["noise"])
-            loss_value = float(loss.detach())
+                loss = loss_fn(train_model, batch, generator=gens["noise"], **shard_kw)
+            loss_value = all_mean(float(loss.detach()), info)  # the global-batch loss, on every rank
             if not math.isfinite(loss_value):
                 raise _nonfinite("loss", loss_value, s, mgr)
             loss.backward()
@@ -349,7 +350,7 @@ def train(config, workdir: str, progress: bool = True) -> None:
                 rate = window_n / elapsed if elapsed > 0 else float("nan")
                 mean_loss = window_loss / window_n
                 eval_loss = None
-                if comp.test_data is not None and int(tr.eval_freq) > 0 and \
+                if info.is_main and comp.test_data is not None and int(tr.eval_freq) > 0 and \
                         (step % int(tr.eval_freq) == 0 or step == n_iters):
                     eval_loss = _eval_loss(config, eval_loss_fn, model, ema, comp.test_data, step, device)
                 writers.log(step, loss=mean_loss, lr=lr, grad_norm=grad_norm, steps_per_sec=rate,
@@ -370,6 +371,7 @@ def train(config, workdir: str, progress: bool = True) -> None:
         if bar is not None:
             bar.close()
         writers.close()
+    barrier(info)  # the final checkpoint is on disk before any rank returns
     return None
 
 
