@@ -1,6 +1,7 @@
 """Engine benchmark: exact likelihood speed and accuracy, PC / ODE sampling quality, any data shape.
 
-    python benchmarks/engine.py [--threads 1] [--quick] [--json-out FILE] [--only ll_speed,ll_error,sample,shapes]
+    python benchmarks/engine.py [--threads 1] [--quick] [--json-out FILE] [--only ll_speed,ll_error,sample,shapes,digits]
+        [--digits-workdir DIR] [--digits-iters N]
 
 Workloads (one JSON line each, then Markdown tables):
 * ``ll_speed/*``: log_likelihood on a D=192 ([3, 8, 8]) mean-zero two-component mixture, batch 64,
@@ -15,6 +16,12 @@ Workloads (one JSON line each, then Markdown tables):
 * ``sample/*``: pc_sample (N=1000 and N=100) and ode_sample on the 2-D 0.2/0.8 mixture, 2048 points:
   wall s, NFE, mode-weight error, sliced Wasserstein to exact samples, excess spread of the narrow mode.
 * ``shapes/*``: log_likelihood, bits_per_dim and the samplers on [B, 2], [B, L] and [B, C, H, W].
+* ``ll_digits/ncsnpp/ve``: bits/dim (mean and standard error) of the whole 300-image digits test split
+  under a VE NCSN++ trained with configs/ve/digits.py (EMA weights from ``--digits-workdir``; trained
+  there through ``training.train.train`` for ``--digits-iters`` steps when it holds no checkpoint),
+  with the config's eval likelihood settings; NFE, wall s and s per image; for reference the same
+  network untrained (n_iters = 0, in ``<digits-workdir>_untrained``) and the uniform model, log2(17).
+  ``--quick``: 200 training steps (separate workdir) and the first 32 test images.
 """
 from __future__ import annotations
 
@@ -335,14 +342,123 @@ def bench_shapes(args, records):
         emit(rec, records)
 
 
+# ---------------------------------------------------------------------------- trained digits NCSN++
+DIGITS_CONFIG = "configs/ve/digits.py"
+DIGITS_ITERS, DIGITS_ITERS_QUICK, DIGITS_N_QUICK = 3000, 200, 32
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _digits_config(args, n_iters: int):
+    """configs/ve/digits.py (VE SDE, tiny NCSN++) on ``args.device`` with ``n_iters`` training steps."""
+    from configs.ve.digits import get_config
+
+    config = get_config()
+    config.device = args.device
+    config.training.n_iters = int(n_iters)
+    return config
+
+
+def _ensure_trained(config, workdir: str) -> dict:
+    """Train through ``training.train.train`` when ``workdir`` holds no checkpoint; the training wall
+    time of that run is kept in ``<workdir>/bench_train.json`` so later runs can report it."""
+    import json
+
+    from training.checkpoint import CheckpointManager
+    from training.train import checkpoint_dir, train
+
+    info_path = os.path.join(workdir, "bench_train.json")
+    if CheckpointManager(checkpoint_dir(workdir), keep=1).load_latest() is None:
+        print(f"# digits: no checkpoint in {workdir}; training {config.training.n_iters} steps", file=sys.stderr)
+        with Stopwatch(config.device) as sw:
+            train(config, workdir, progress=False)
+        with open(info_path, "w", encoding="utf-8") as fh:
+            json.dump({"train_steps": int(config.training.n_iters), "train_s": sw.seconds,
+                       "threads": torch.get_num_threads()}, fh)
+    if os.path.exists(info_path):
+        with open(info_path, encoding="utf-8") as fh:
+            return json.load(fh)
+    return {}
+
+
+def _digits_bpd(config, workdir: str, x: Tensor, device) -> dict:
+    """Bits/dim of the EMA weights in ``workdir`` on ``x`` with ``config.eval``'s likelihood settings
+    (the same keywords as ``training.evaluate.likelihood_stats``); NFE counted by a wrapper."""
+    from training.data import data_range, n_bins
+    from training.evaluate import _mean_se, load_trained, score_fn_for
+
+    sde, model, step, _ = load_trained(config, workdir, device=device)
+    score_fn = score_fn_for(config, sde, model)
+    calls = [0]
+
+    def counted(xx, t):
+        calls[0] += 1
+        return score_fn(xx, t)
+    e = config.eval
+    max_batch = max(1, int(e.batch_size))
+    g = torch.Generator(device=device).manual_seed(int(config.seed) + 11)
+    with Stopwatch(device) as sw:
+        bpd = bits_per_dim(sde, counted, x.to(device), data_range=tuple(data_range(config)),
+                           n_bins=int(n_bins(config)), hutchinson=str(e.hutchinson), rtol=float(e.rtol),
+                           atol=float(e.atol), eps=float(config.training.eps), generator=g,
+                           n_probes=int(e.n_probes), max_batch=max_batch)
+    mean, se = _mean_se(bpd)
+    n_batches = math.ceil(x.shape[0] / max_batch)
+    return {"step": step, "bpd": mean, "bpd_se": se, "nfe_total": calls[0], "nfe_per_batch": calls[0] / n_batches,
+            "n_batches": n_batches, "wall_s": sw.seconds, "cpu_s": sw.cpu_seconds}
+
+
+def bench_digits(args, records):
+    """Bits/dim of the digits test split under a trained VE NCSN++ (configs/ve/digits.py), with the
+    untrained model (same architecture, n_iters = 0) and the uniform model over 17 levels for reference."""
+    from training.data import get_dataset
+
+    dev = torch.device(args.device)
+    n_iters = args.digits_iters if args.digits_iters is not None else (
+        DIGITS_ITERS_QUICK if args.quick else DIGITS_ITERS)
+    workdir = args.digits_workdir or os.path.join(
+        _ROOT, "bench_out", "digits_ncsnpp_quick" if args.quick else "digits_ncsnpp")
+    config = _digits_config(args, n_iters)
+    train_info = _ensure_trained(config, workdir)
+    untrained_dir = workdir.rstrip("/") + "_untrained"
+    _ensure_trained(_digits_config(args, 0), untrained_dir)
+    test = get_dataset(config, "test")
+    n_test_split = int(test.shape[0])
+    if args.quick:
+        test = test[:DIGITS_N_QUICK]
+    n = int(test.shape[0])
+    trained = _digits_bpd(config, workdir, test, dev)
+    untrained = _digits_bpd(config, untrained_dir, test, dev)
+    e = config.eval
+    train_steps = trained["step"]
+    train_s = train_info.get("train_s") if train_info.get("train_steps") == train_steps else None
+    emit({"workload": "ll_digits/ncsnpp/ve", "config": DIGITS_CONFIG, "workdir": workdir, "n": n,
+          "n_test_split": n_test_split, "D": int(test[0].numel()), "weights": str(e.ckpt),
+          "hutchinson": str(e.hutchinson), "n_probes": int(e.n_probes), "rtol": float(e.rtol), "atol": float(e.atol),
+          "bpd": trained["bpd"], "bpd_se": trained["bpd_se"],
+          "nfe_per_batch": trained["nfe_per_batch"], "nfe_total": trained["nfe_total"],
+          "n_batches": trained["n_batches"], "wall_s": trained["wall_s"], "s_per_image": trained["wall_s"] / n,
+          "cpu_s_per_image": trained["cpu_s"] / n, "train_steps": train_steps, "train_s": train_s,
+          "train_steps_per_s": train_steps / train_s if train_s else None,
+          "untrained_bpd": untrained["bpd"], "untrained_bpd_se": untrained["bpd_se"],
+          "untrained_nfe_per_batch": untrained["nfe_per_batch"],
+          "uniform_bpd": math.log2(int(config.data.n_bins))}, records)
+
+
 SECTIONS = {"ll_speed": bench_likelihood_speed, "ll_error": bench_likelihood_error, "sample": bench_sampling,
-            "shapes": bench_shapes}
+            "shapes": bench_shapes, "digits": bench_digits}
 
 
 def main(argv=None):
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help=f"comma-separated sections to run, from {','.join(SECTIONS)}")
+    parser.add_argument("--digits-workdir", "--digits_workdir", dest="digits_workdir", default=None,
+                        help="digits section: workdir of a trained configs/ve/digits.py model, trained here "
+                             "when it holds no checkpoint (default bench_out/digits_ncsnpp; "
+                             "bench_out/digits_ncsnpp_quick with --quick)")
+    parser.add_argument("--digits-iters", "--digits_iters", dest="digits_iters", type=int, default=None,
+                        help=f"digits section: training steps when a model must be trained (default "
+                             f"{DIGITS_ITERS}, about 3-4 min on one CPU thread; {DIGITS_ITERS_QUICK} with --quick)")
     args = parser.parse_args(argv)
     setup(args)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -373,6 +489,11 @@ def main(argv=None):
                 ["workload", "shape", "nfe", "wall_s", "ll_ok", "hutchinson", "mean_abs_err_nats", "bpd_ok",
                  "samplers_ok"],
                 title="Any data shape")
+    print_table([r for r in records if r["workload"].startswith("ll_digits")],
+                ["workload", "n", "hutchinson", "n_probes", "rtol", "bpd", "bpd_se", "nfe_per_batch", "n_batches",
+                 "wall_s", "s_per_image", "train_steps", "train_s", "untrained_bpd", "uniform_bpd"],
+                title="Bits/dim of the digits test split, trained VE NCSN++ (configs/ve/digits.py; nfe per "
+                      "batch of eval.batch_size, EMA weights)")
     write_json(args.json_out, records)
 
 
