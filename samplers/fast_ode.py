@@ -1,8 +1,8 @@
 """Few-step deterministic solvers of the probability-flow ODE in the VE-equivalent variable.
 
 All of them work on y = x / m(t) with noise level sigma = s(t) / m(t) (see ``fast_common``), so one
-implementation serves VE, VP and sub-VP; the grid ends at sigma = 0 with the denoising step
-y_0 = D(y, sigma_min) (the limit of every update below as sigma_next -> 0).
+implementation serves VE, VP and sub-VP. Heun (and the exponential integrators with ``denoise=True``)
+end with the denoising step y_0 = D(y, sigma_min) (the limit of every update below as sigma_next -> 0).
 
 * ``heun``: EDM's 2nd-order Heun on the power-law grid (rho = 7), ``steps`` grid intervals,
   NFE = 2 steps - 1 (the last interval, down to sigma = 0, is a single Euler/denoising step).
@@ -10,7 +10,10 @@ y_0 = D(y, sigma_min) (the limit of every update below as sigma_next -> 0).
   phi = arctan(sigma / c)), which is exact for N(0, c^2) data and much less prone to over-spreading
   narrow modes at few steps.
 * ``dpm_solver_2`` / ``dpm_solver_3``: *multistep* exponential integrators (DPM-Solver++(2M)/(3M) by
-  default, data prediction) in lambda = -log sigma, ``steps`` = NFE. The exact solution
+  default, data prediction) in lambda = -log sigma on a grid uniform in lambda, ``steps`` = NFE.
+  By default every evaluation goes into the integration: ``steps`` intervals from sigma(T) down to
+  sigma(eps) and the sample returned is y(sigma(eps)) (DPM-Solver's default; no final denoising
+  evaluation); ``denoise=True`` spends the last NFE on y_0 = D(y, sigma(eps)) instead. The exact solution
 
       y(lambda_t) = e^{-h} y_s + int_0^h e^{-(h-u)} D(lambda_s + u) du,      h = lambda_t - lambda_s,
 
@@ -188,33 +191,39 @@ def _ei_update(y: Tensor, sigma: float, lam: float, lam_next: float, hist, predi
 def dpm_multistep(sde, score_fn, z: Tensor, steps: int, order: int, generator=None, progress: bool = False,
                   prediction: str = "data", grid: str = "logsnr", lower_order_final: bool | None = None,
                   eps: float = 1e-3, sigma_min: float | None = None, sigma_max: float | None = None,
-                  rho: float = 7.) -> Tensor:
+                  rho: float = 7., denoise: bool = False) -> Tensor:
     """Multistep exponential integrator of order ``order`` (``steps`` = NFE), see the module docstring.
 
-    Grid: ``steps`` noise levels from sigma(T) to sigma(eps) (``grid`` = "logsnr": uniform in
-    lambda; "edm": power law with ``rho``; "time": uniform in t), then the denoising step to 0.
-    Step i -> i+1 uses the last min(order, i+1) model values, and at most steps-1-i of them with
-    ``lower_order_final`` (first order into the last grid point, as in DPM-Solver++; default: on
-    when steps < 10).
+    Grid: noise levels from sigma(T) to sigma(eps) (or ``sigma_min``) (``grid`` = "logsnr": uniform
+    in lambda; "edm": power law with ``rho``; "time": uniform in t): ``steps`` + 1 levels and
+    ``steps`` steps, returning y(sigma_min) (``denoise=False``, default), or ``steps`` levels,
+    ``steps`` - 1 steps and the denoising step y_0 = D(y, sigma_min) (``denoise=True``).
+    Order schedule: step i -> i+1 uses the last min(order, i+1) model values (order 1, 2, 3, 3, ...),
+    and at most n-1-i of them with ``lower_order_final`` (n = number of levels; first order into
+    the last level, as in DPM-Solver++; default: on when steps < 10).
     """
     check_choice("prediction", prediction, ("data", "noise"))
+    if not isinstance(denoise, bool):
+        raise ValueError(f"denoise must be a bool, got {denoise!r}")
     view = VEView(sde, score_fn, z)
     if lower_order_final is None:
         lower_order_final = steps < 10
-    sigmas = _sigma_grid(view, steps, grid, eps, sigma_min, sigma_max, rho)
+    n_levels = steps if denoise else steps + 1
+    last = n_levels - 1
+    sigmas = _sigma_grid(view, n_levels, grid, eps, sigma_min, sigma_max, rho)
     lams = [-math.log(s) for s in sigmas]
     points, y = _start(view, z, sigmas)
     hist: list[tuple[float, Tensor]] = []  # (lambda_j, model value), newest last
     for i in tqdm(range(steps), desc=f"dpm_solver_{order}", disable=not progress):
         D = view.denoise(y, points[i])
+        if i == last:                  # denoise=True: limit of the update as sigma_next -> 0
+            y = D
+            break
         value = D if prediction == "data" else (y - D) / sigmas[i]
         hist = (hist + [(lams[i], value)])[-order:]
-        if i == steps - 1:
-            y = D                      # limit of the update as sigma_next -> 0
-            break
         k = min(order, len(hist))
         if lower_order_final:
-            k = min(k, steps - 1 - i)
+            k = min(k, last - i)
         y = _ei_update(y, sigmas[i], lams[i], lams[i + 1], hist[-k:], prediction)
     return _finish(view, y)
 
@@ -230,7 +239,8 @@ ddim.forwards_to = dpm_multistep
 
 @register_solver("dpm_solver_2")
 def dpm_solver_2(sde, score_fn, z, steps, generator=None, progress=False, **kwargs) -> Tensor:
-    """DPM-Solver++(2M): multistep, second order, data prediction by default; NFE = ``steps``."""
+    """DPM-Solver++(2M): multistep, second order, data prediction, grid uniform in lambda, ``steps`` steps
+    ending at sigma(eps) without a denoising evaluation (all by default); NFE = ``steps``."""
     return dpm_multistep(sde, score_fn, z, steps, 2, generator, progress, **kwargs)
 
 
@@ -239,7 +249,8 @@ dpm_solver_2.forwards_to = dpm_multistep
 
 @register_solver("dpm_solver_3")
 def dpm_solver_3(sde, score_fn, z, steps, generator=None, progress=False, **kwargs) -> Tensor:
-    """DPM-Solver++(3M): multistep, third order, data prediction by default; NFE = ``steps``."""
+    """DPM-Solver++(3M): multistep, third order (orders 1, 2, 3, 3, ...), data prediction, grid uniform
+    in lambda, ``steps`` steps ending at sigma(eps) without a denoising evaluation (all by default); NFE = ``steps``."""
     return dpm_multistep(sde, score_fn, z, steps, 3, generator, progress, **kwargs)
 
 

@@ -76,12 +76,18 @@ def test_dpm_solver_3_15_nfe(vp):
     sde, data, z, ref, m_ref = vp
     x, nfe = run(sde, z, "dpm_solver_3", 15)
     assert nfe == 15
-    dsw, dw, dspread = relative(metrics(x, data), m_ref)   # measured -0.037 / 0.0000 / +0.076
+    dsw, dw, dspread = relative(metrics(x, data), m_ref)   # measured -0.039 / 0.0000 / +0.067
     assert dsw <= 0.10 and dw <= 0.03
-    # the narrow mode is over-spread by 5-8 % at 15 NFE (the 5 % target is reached at 20-25 NFE)
+    # the narrow mode is over-spread by 6-7 % at 15 NFE (seeds 2-4: +6.7, +5.8, +6.0 %); the 5 % target
+    # is reached at 18-20 NFE (20 NFE: +4.6, +4.1, +3.9 %)
     assert abs(dspread) <= 0.10
+    # spending every NFE on the integration (default) beats ending with a denoising evaluation
+    rms = float((x.double() - ref).pow(2).sum(1).mean().sqrt())          # measured 0.043
+    x_dn, nfe_dn = run(sde, z, "dpm_solver_3", 15, denoise=True)
+    rms_dn = float((x_dn.double() - ref).pow(2).sum(1).mean().sqrt())   # measured 0.048
+    assert nfe_dn == 15 and rms < 0.95 * rms_dn
     x, nfe = run(sde, z, "dpm_solver_3", 25)
-    dsw, dw, dspread = relative(metrics(x, data), m_ref)   # measured -0.039 / 0.0001 / +0.032
+    dsw, dw, dspread = relative(metrics(x, data), m_ref)   # measured -0.040 / 0.0001 / +0.032
     assert nfe == 25 and dsw <= 0.10 and dw <= 0.03 and abs(dspread) <= 0.05
 
 
@@ -105,9 +111,9 @@ def test_about_10_nfe(vp):
         x, nfe = run(sde, z, name, steps, **kw)
         out[(name, nfe, bool(kw))] = relative(metrics(x, data), m_ref)
     print({k: tuple(round(v, 3) for v in val) for k, val in out.items()})
-    # dpm_solver_3 at 10 NFE: SW +19 %, weight 0.003, spread +0.4 %
+    # dpm_solver_3 at 10 NFE: SW +18 %, weight 0.002, spread +6.0 % (seeds 3, 4: +26 / +22 % SW)
     dsw, dw, dspread = out[("dpm_solver_3", 10, False)]
-    assert dsw < 0.4 and dw < 0.01 and abs(dspread) < 0.05
+    assert dsw < 0.4 and dw < 0.01 and abs(dspread) < 0.10
     # EDM Heun at 11 NFE over-spreads the narrow mode by ~80 %; the angle form by ~6 %
     assert out[("heun", 11, False)][2] > 0.5
     assert abs(out[("heun", 11, True)][2]) < 0.15
@@ -133,7 +139,7 @@ def test_other_sdes(name):
         _, dw, dspread = relative(metrics(x, data), m_ref)
         rms = float((x.double() - ref).pow(2).sum(1).mean().sqrt())
         # measured: heun 0.000 / +0.9 % / 0.019 (VE), 0.001 / -4.1 % / 0.042 (sub-VP);
-        # dpm_solver_3 0.000 / +5.2 % / 0.028 (VE), 0.000 / +6.3 % / 0.050 (sub-VP)
+        # dpm_solver_3 0.000 / +4.7 % / 0.025 (VE), 0.000 / +5.5 % / 0.042 (sub-VP)
         assert dw <= 0.03 and abs(dspread) <= 0.10 and rms < 0.1, (solver, dw, dspread, rms)
 
 
@@ -231,8 +237,8 @@ def test_noise_prediction_form_and_ddim_converge(vp):
             assert nfe == steps
             errs[(name, bool(kw), steps)] = float((x.double() - refs).pow(2).sum(1).mean().sqrt())
     print(errs)
-    # measured paired RMS at 20 -> 80 NFE: noise form 0.230 -> 0.051, data form 0.123 -> 0.030,
-    # DDIM (first order) 0.370 -> 0.191
+    # measured paired RMS at 20 -> 80 NFE: noise form 0.222 -> 0.049, data form 0.117 -> 0.029,
+    # DDIM (first order) 0.360 -> 0.190
     for name, kw in [("dpm_solver_2", True), ("dpm_solver_2", False)]:
         assert errs[(name, kw, 80)] < 0.35 * errs[(name, kw, 20)]
     assert errs[("ddim", False, 80)] < 0.6 * errs[("ddim", False, 20)]
@@ -303,6 +309,8 @@ def test_validation_errors():
         fast_sample(sde, fn, (8, 2), solver="adaptive_sde", noise_on_reject="resample")
     with pytest.raises(ValueError, match="grid"):
         fast_sample(sde, fn, (8, 2), solver="heun", grid="cosine")
+    with pytest.raises(ValueError, match="denoise"):
+        fast_sample(sde, fn, (8, 2), solver="dpm_solver_3", denoise="yes")
     with pytest.raises(ValueError, match="prediction"):
         fast_sample(sde, fn, (8, 2), solver="dpm_solver_2", prediction="velocity")
     with pytest.raises(ValueError, match="sigma_data"):
