@@ -22,6 +22,7 @@ from torch import nn
 
 from . import registry as R
 from .layers import NoiseConditioning, NoiseEmbedding, check_inputs, dense
+from .score import check_conditioning
 from .mlp import ResidualMLPBlock
 
 Tensor = torch.Tensor
@@ -105,17 +106,7 @@ def get_classifier_fn(sde, model: nn.Module, continuous: bool = True,
                       train: bool = False) -> Callable[[Tensor, Tensor], Tensor]:
     """classifier_fn(x, t) = model(x, sde.model_label(t, continuous)) -> logits (the score networks'
     conditioning). A clean (unconditional) classifier ignores t."""
-    if not callable(model):
-        raise ValueError(f"model must be a callable classifier model(x, cond), got {type(model).__name__}")
-    spec = getattr(model, "noise_conditioning", None)
-    if spec is not None:
-        expected = "sigma" if sde.score_parameterization == "score" else "label"
-        if spec.kind != expected:
-            raise ValueError(f"model was built for {spec.kind!r} conditioning but sde={sde!r} passes "
-                             f"{expected!r} labels; build the classifier from the same config.training.sde")
-        if spec.kind == "label" and spec.N != sde.N:
-            raise ValueError(f"model was built for N={spec.N} time labels (config.model.num_scales) but sde "
-                             f"has N={sde.N}; the label (N-1) t would be rescaled")
+    check_conditioning(sde, model, what="classifier")
     continuous, train = bool(continuous), bool(train)
 
     def classifier_fn(x: Tensor, t: Tensor) -> Tensor:

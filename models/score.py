@@ -15,6 +15,24 @@ from torch import nn
 Tensor = torch.Tensor
 
 
+def check_conditioning(sde, model: nn.Module, what: str = "model") -> None:
+    """``model`` is callable and, when it declares ``noise_conditioning``, expects the labels ``sde``
+    passes (``sde.model_label``): sigma for score-parameterized SDEs, time labels (N-1) t otherwise,
+    with the same N. Raises ValueError otherwise."""
+    if not callable(model):
+        raise ValueError(f"model must be a callable network model(x, cond), got {type(model).__name__}")
+    spec = getattr(model, "noise_conditioning", None)
+    if spec is None:
+        return
+    expected = "sigma" if sde.score_parameterization == "score" else "label"
+    if spec.kind != expected:
+        raise ValueError(f"model was built for {spec.kind!r} conditioning but sde={sde!r} passes "
+                         f"{expected!r} labels; build the {what} from the same config.training.sde")
+    if spec.kind == "label" and spec.N != sde.N:
+        raise ValueError(f"model was built for N={spec.N} time labels (config.model.num_scales) but "
+                         f"sde has N={sde.N}; the label (N-1) t would be rescaled")
+
+
 def get_score_fn(sde, model: nn.Module, continuous: bool = True,
                  train: bool = False) -> Callable[[Tensor, Tensor], Tensor]:
     """score_fn(x, t) = sde.model_output_to_score(model(x, sde.model_label(t, continuous)), t, continuous).
@@ -26,17 +44,7 @@ def get_score_fn(sde, model: nn.Module, continuous: bool = True,
     for attr in ("model_label", "model_output_to_score", "score_parameterization", "N"):
         if not hasattr(sde, attr):
             raise ValueError(f"sde must be an sde_lib.SDE (missing {attr!r}), got {type(sde).__name__}")
-    if not callable(model):
-        raise ValueError(f"model must be a callable network model(x, cond), got {type(model).__name__}")
-    spec = getattr(model, "noise_conditioning", None)
-    if spec is not None:
-        expected = "sigma" if sde.score_parameterization == "score" else "label"
-        if spec.kind != expected:
-            raise ValueError(f"model was built for {spec.kind!r} conditioning but sde={sde!r} passes "
-                             f"{expected!r} labels; build the model from the same config.training.sde")
-        if spec.kind == "label" and spec.N != sde.N:
-            raise ValueError(f"model was built for N={spec.N} time labels (config.model.num_scales) but "
-                             f"sde has N={sde.N}; the label (N-1) t would be rescaled")
+    check_conditioning(sde, model)
     continuous, train = bool(continuous), bool(train)
 
     def score_fn(x: Tensor, t: Tensor) -> Tensor:

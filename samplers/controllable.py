@@ -175,7 +175,7 @@ def annealed_langevin_inpaint(score_fn: ScoreFn, sigmas: Sequence[float] | Tenso
         if denoise:
             cur = cur + sigma_L ** 2 * counted(cur, sigma_L.expand(B))
     out = torch.where(mask, x, cur)
-    return (out, counted.n) if return_nfe else out
+    return (out, counted.nfe) if return_nfe else out
 
 
 # ---------------------------------------------------------------------------- colorization

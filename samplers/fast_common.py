@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 
 from sde_lib.base import SDE
+from .pc import CountedScore  # noqa: F401  (re-exported for the fast solvers)
 
 Tensor = torch.Tensor
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
@@ -35,18 +36,6 @@ def register_solver(*names: str):
             SOLVERS[name] = fn
         return fn
     return wrap
-
-
-class CountedScore:
-    """Wraps ``score_fn`` and counts its calls (the NFE): one call on a batch counts once."""
-
-    def __init__(self, score_fn: ScoreFn):
-        self.score_fn = score_fn
-        self.nfe = 0
-
-    def __call__(self, x: Tensor, t: Tensor) -> Tensor:
-        self.nfe += 1
-        return self.score_fn(x, t)
 
 
 class VEView:

@@ -81,7 +81,7 @@ def annealed_langevin(score_fn: SigmaScoreFn, sigmas: Sequence[float] | Tensor, 
         bar.close()
         if denoise:
             x = x + sigma_L ** 2 * counted(x, sigma_L.expand(B))
-    return (x, counted.n) if return_nfe else x
+    return (x, counted.nfe) if return_nfe else x
 
 
 def langevin_dynamics(score_fn: Callable, x_init: Tensor, step_size: float, n_steps: int,

@@ -92,7 +92,7 @@ def solve_probability_flow(sde: SDE, score_fn: ScoreFn, x: Tensor, t0: float, t1
             options = {"grid_constructor": lambda f, y0, t: torch.linspace(
                 float(t[0]), float(t[-1]), steps + 1, device=t.device, dtype=t.dtype)}
         out = odeint(rhs, x, ts, rtol=rtol, atol=atol, method=solver, options=options)
-    return out[-1], counted.n
+    return out[-1], counted.nfe
 
 
 def _check_solver_args(method, rtol, atol, steps, eps, T) -> float:
@@ -124,7 +124,7 @@ def ode_sample(sde: SDE, score_fn: ScoreFn, shape, method: str = "rk45", rtol: f
         pred = ReverseDiffusionPredictor(sde, counted, probability_flow=False)
         with torch.no_grad():
             x, _ = pred.mean(x, torch.full((x.shape[0],), eps, device=x.device, dtype=x.dtype))
-        nfe += counted.n
+        nfe += counted.nfe
     return x, nfe
 
 

@@ -20,14 +20,14 @@ ScoreFn = Callable[[Tensor, Tensor], Tensor]
 
 
 class CountedScore:
-    """Wraps a score function and counts its calls (the NFE)."""
+    """Wraps a score function and counts its calls in ``nfe``: one call on a batch counts once."""
 
     def __init__(self, score_fn: ScoreFn):
         self.score_fn = score_fn
-        self.n = 0
+        self.nfe = 0
 
     def __call__(self, x: Tensor, t: Tensor) -> Tensor:
-        self.n += 1
+        self.nfe += 1
         return self.score_fn(x, t)
 
 
@@ -109,4 +109,4 @@ def pc_sample(sde: SDE, score_fn: ScoreFn, shape, predictor: str = "reverse_diff
                 x, x_mean = pred.update(x, vec_t, generator)
                 if project is not None:
                     x, x_mean = project(x, x_mean, vec_t)
-    return (x_mean if denoise else x), counted.n
+    return (x_mean if denoise else x), counted.nfe

@@ -48,14 +48,15 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def atomic_save(obj, path: str) -> None:
-    """``torch.save(obj)`` to ``path`` atomically: temp file in the same dir + fsync + os.replace."""
+def _atomic_write(path: str, mode: str, write) -> None:
+    """Call ``write(file)`` on a temp file in ``path``'s directory, fsync it, then os.replace it onto
+    ``path`` (and fsync the directory): readers see the old file or the whole new one, never a part."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+        with os.fdopen(fd, mode) as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -68,23 +69,14 @@ def atomic_save(obj, path: str) -> None:
     _fsync_dir(directory)
 
 
+def atomic_save(obj, path: str) -> None:
+    """``torch.save(obj)`` to ``path`` atomically (``_atomic_write``)."""
+    _atomic_write(path, "wb", lambda f: torch.save(obj, f))
+
+
 def atomic_write_text(path: str, text: str) -> None:
-    """Write a text file atomically (temp file in the same dir + fsync + os.replace)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Write a text file atomically (``_atomic_write``)."""
+    _atomic_write(path, "w", lambda f: f.write(text))
 
 
 def content_digest(obj) -> str:
