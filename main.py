@@ -103,7 +103,7 @@ def _info(device="cpu"):
 
 
 def _test_points(config, n: int):
-    from training.data import get_dataset
+    from scoredata import get_dataset
     x = get_dataset(config, "test")
     return x if n <= 0 else x[:n]
 

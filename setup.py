@@ -7,8 +7,9 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
-    packages=find_packages(include=["sde_lib*", "samplers*", "likelihood*", "models*", "training*",
-                                    "configs*", "quality*", "experiments*", "benchmarks*"]),
+    packages=find_packages(include=["sde_lib*", "samplers*", "likelihood*", "models*", "scoredata*",
+                                    "plotting*", "evaluation*", "training*", "workflows*", "configs*",
+                                    "quality*", "experiments*", "benchmarks*"]),
     py_modules=["main"],
     install_requires=[
         "torch>=2.0",

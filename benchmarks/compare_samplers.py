@@ -373,7 +373,7 @@ def closed_form_setup(sde_name: str, n: int, seed: int):
 
 def checkpoint_setup(config_path: str, workdir: str, n: int, device: str):
     """(sde, score_fn, test data, sde_factory, config) for a trained checkpoint in ``workdir``."""
-    from training.data import get_dataset
+    from scoredata import get_dataset
     from training.evaluate import load_trained, sampling_sde, score_fn_for
 
     config = _load_config(config_path)

@@ -1,7 +1,7 @@
 """Annealed Langevin dynamics on the 8x8 digits: the intermediate samples at every noise level.
 
 Trains a small noise-conditional score network (``models.get_model``: the noise-conditional "mlp",
-output divided by sigma as in NCSNv2) on scikit-learn's digits (``training.data.get_dataset``, values in
+output divided by sigma as in NCSNv2) on scikit-learn's digits (``scoredata.get_dataset``, values in
 [0, 1]) with the NCSN loss (``training.get_loss_fn(VESDE, continuous=False)``: DSM over a geometric
 ladder sigma_1 > ... > sigma_L, weighted by sigma^2). The ladder and the step size follow the NCSNv2
 recipe (``training.recipes.propose``): sigma_1 = the largest distance between two training digits
@@ -37,7 +37,7 @@ from quality.sample_stats import pixel_moments
 from samplers import annealed_langevin
 from sde_lib import VESDE
 from sde_lib.checks import randn
-from training.data import get_dataset
+from scoredata import get_dataset
 from training.losses import get_loss_fn
 from training.recipes import langevin_step_size, propose
 

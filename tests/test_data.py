@@ -7,8 +7,8 @@ import torch
 
 from configs.default import get_default_configs
 from sde_lib.mixture import two_mode_mixture
-from training.data import (DATASETS, TOY_SETS, data_range, get_dataset, is_image, n_bins, toy,
-                           to_unit_images)
+from scoredata import (DATASETS, TOY_SETS, data_range, get_dataset, is_image, n_bins, toy,
+                       to_unit_images)
 
 
 def _config(dataset="toy2d", shape=(2,), **data):

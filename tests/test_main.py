@@ -47,7 +47,7 @@ def true_toy_nll(config_path, n):
     """Exact NLL (nats) of the two-mode mixture on the first n test points main.py evaluates."""
     import importlib.util
     from sde_lib.mixture import two_mode_mixture
-    from training.data import get_dataset
+    from scoredata import get_dataset
     spec = importlib.util.spec_from_file_location("cfg", os.path.join(ROOT, config_path))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -111,7 +111,7 @@ def test_step_size_reproduces_ncsnv2_cifar():
 # ------------------------------------------------------------------ the proposal on the digits
 def test_propose_on_digits_and_written_config(tmp_path):
     from configs.ve.digits_ncsn import get_config
-    from training.data import get_dataset
+    from scoredata import get_dataset
 
     config = get_config()
     x = get_dataset(config, "train")
@@ -165,7 +165,7 @@ def test_toy2d_ncsn_end_to_end(tmp_path):
     from configs.ve.toy2d_ncsn import get_config
     from models import get_model
     from sde_lib import get_sde
-    from training.data import get_dataset
+    from scoredata import get_dataset
     from training.evaluate import draw_samples, sample_stats
 
     cfg = os.path.join(ROOT, "configs", "ve", "toy2d_ncsn.py")

@@ -5,7 +5,7 @@
     evaluate(config, workdir)   # bits/dim with standard error, sample statistics, sample grid
 """
 from .losses import get_loss_fn
-from .data import get_dataset, data_range, n_bins, is_image, to_unit_images, TOY_SETS, DATASETS
+from scoredata import get_dataset, data_range, n_bins, is_image, to_unit_images, TOY_SETS, DATASETS
 from .train import train
 from .evaluate import evaluate
 

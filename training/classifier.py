@@ -4,8 +4,9 @@
   (ladder times when not ``continuous``), conditioned on cond = sde.model_label(t, continuous);
 * clean p(y | x): cross-entropy on the data itself (used to *judge* inpainted / conditional samples).
 
-``train_classifiers(config, workdir)`` trains both on the train split, checkpoints them under
-``<workdir>/classifier/{noisy,clean}/`` (training.checkpoint) and returns their test accuracies.
+``train_classifiers(config, workdir)`` trains both on the train split (labels: ``scoredata.get_labeled_dataset``),
+checkpoints them under ``<workdir>/classifier/{noisy,clean}/`` (training.checkpoint) and returns their
+test accuracies. The networks themselves are ``models.classifier``.
 """
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ import copy
 import logging
 import os
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from scoredata import get_labeled_dataset, get_labels
 from sde_lib.base import SDE
 from sde_lib.checks import batch_view, check_generator, check_positive, check_tensor, randn_like
+
 from .checkpoint import CheckpointManager, capture_state
 
 log = logging.getLogger(__name__)
@@ -31,52 +33,6 @@ ARCH_KEYS = ("n_classes", "nf", "n_layers", "embedding_type", "fourier_scale", "
 
 __all__ = ["get_labels", "get_labeled_dataset", "train_classifier", "accuracy", "noisy_accuracy",
            "classifier_dir", "train_classifiers", "load_classifier", "KINDS"]
-
-
-# ---------------------------------------------------------------------------- labelled data
-def _digits_labels(config, split: str) -> Tensor:
-    """Labels of the digits split, aligned with training.data.get_dataset(config, split) (checked)."""
-    from sklearn.datasets import load_digits
-    from training import data as D
-
-    if hasattr(D, "get_labels"):
-        return D.get_labels(config, split)
-    digits = load_digits()
-    seed = int(getattr(config.data, "split_seed", D.DEFAULT_SPLIT_SEED))
-    train_idx, test_idx = D._split_indices(len(digits.target), D.DIGITS_N_TEST, seed)
-    idx = train_idx if split == "train" else test_idx
-    return torch.from_numpy(digits.target.astype(np.int64))[idx]
-
-
-def get_labels(config, split: str) -> Tensor:
-    """Integer class labels [n] of ``split`` for labelled data sets (digits)."""
-    if str(config.data.dataset) != "digits":
-        raise ValueError(f"config.data.dataset must be a labelled data set ('digits') to train a classifier, "
-                         f"got {config.data.dataset!r}")
-    return _digits_labels(config, split)
-
-
-def get_labeled_dataset(config, split: str) -> tuple[Tensor, Tensor]:
-    """(x [n, *shape] in model space, y [n] int64) for ``split``; alignment of x and y is verified."""
-    from sklearn.datasets import load_digits
-    from training.data import get_dataset
-
-    x = get_dataset(config, split)
-    y = get_labels(config, split)
-    if y.shape[0] != x.shape[0]:
-        raise ValueError(f"config.data: {y.shape[0]} labels for {x.shape[0]} samples in split {split!r}")
-    # alignment check: the data set's images, mapped back to levels, must match sklearn's images of y
-    images = torch.from_numpy(load_digits().images.astype(np.float64)).reshape(-1, 64)
-    flat = x.reshape(x.shape[0], -1).to(torch.float64)
-    lo, hi = float(images.min()), float(images.max())
-    a, b = float(flat.min()), float(flat.max())
-    scaled = (flat - a) / max(b - a, 1e-12) * (hi - lo) + lo
-    first = scaled[:5]
-    d = torch.cdist(first, images)
-    match = torch.from_numpy(load_digits().target.astype(np.int64))[d.argmin(1)]
-    if not bool((d.min(1).values < 1e-3).all()) or not torch.equal(match, y[:5]):
-        raise ValueError("config.data: the digits labels are not aligned with training.data.get_dataset")
-    return x, y
 
 
 # ---------------------------------------------------------------------------- training

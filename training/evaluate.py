@@ -145,7 +145,7 @@ def save_samples_png(config, samples: torch.Tensor, path: str, data: torch.Tenso
                      title: str = "") -> str:
     """2-D data: scatter of samples next to ``data``; images: a grid in [0, 1]; other shapes: a
     scatter of the first two coordinates."""
-    from training.data import is_image, to_unit_images
+    from scoredata import is_image, to_unit_images
     from .plots import image_grid, scatter_2d
 
     if is_image(config):
@@ -180,7 +180,7 @@ def likelihood_stats(config, sde, model, x: torch.Tensor, generator: torch.Gener
     of all of ``x``.
     """
     from likelihood import bits_per_dim, log_likelihood
-    from training.data import data_range, n_bins
+    from scoredata import data_range, n_bins
 
     e = config.eval
     info = info or RunInfo(device=x.device)
@@ -216,7 +216,7 @@ def sample_stats(config, samples: torch.Tensor, reference: torch.Tensor,
     torch-fidelity and its Inception weights are available.
     """
     from quality import sliced_wasserstein, mmd_rbf, mode_spread, pixel_moments
-    from training.data import is_image
+    from scoredata import is_image
 
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     samples, reference = samples.double().cpu(), reference.double().cpu()
@@ -266,7 +266,7 @@ def fid_stats(config, samples: torch.Tensor, reference: torch.Tensor) -> dict:
         msg = f"Inception weights not found under {os.path.join(torch.hub.get_dir(), 'checkpoints')}"
         log.info("FID skipped: %s", msg)
         return {"fid": None, "fid_skipped": msg}
-    from training.data import to_unit_images
+    from scoredata import to_unit_images
 
     class _Images(torch.utils.data.Dataset):
         def __init__(self, x):
@@ -303,7 +303,7 @@ def evaluate(config, workdir: str, eval_folder: str = "eval", progress: bool = F
     """Evaluate the newest checkpoint in ``workdir``; write metrics JSON and a sample PNG into
     ``workdir/eval_folder``. Returns the metrics dict (keys: step, checkpoint, likelihood stats
     ``bpd``/``bpd_se`` or ``nll_nats``/``nll_nats_se``, sample statistics, paths)."""
-    from training.data import get_dataset
+    from scoredata import get_dataset
 
     sde, model, step, path = load_trained(config, workdir)
     device = next(model.parameters()).device

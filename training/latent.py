@@ -89,7 +89,7 @@ def enlarge_png(path: str, width: int = 720) -> str:
 def save_strip(path: str, frames: Tensor, config=None, data: Tensor | None = None, title: str = "",
                width: int = 720) -> str:
     """PNG of interpolation paths ``frames`` [B, n, *shape]: image data as a grid with one row per pair
-    (``config`` maps model space to [0, 1] via training.data.to_unit_images; without a config values
+    (``config`` maps model space to [0, 1] via scoredata.to_unit_images; without a config values
     are taken as [0, 1]; enlarged to about ``width`` pixels); 2-D data as the paths drawn over a scatter
     of ``data``."""
     from .plots import image_grid
@@ -99,7 +99,7 @@ def save_strip(path: str, frames: Tensor, config=None, data: Tensor | None = Non
     flat = frames.reshape(B * n, *frames.shape[2:])
     if flat.dim() == 4:
         if config is not None:
-            from training.data import to_unit_images
+            from scoredata import to_unit_images
             flat = to_unit_images(flat, config)
         return enlarge_png(image_grid(path, flat.clamp(0., 1.), nrow=n), width)
     if flat.dim() == 2 and flat.shape[1] == 2:

@@ -108,7 +108,7 @@ def build_components(config, device: torch.device | str = "cpu", need_test: bool
     """
     from sde_lib import get_sde
     from models import get_model
-    from training.data import get_dataset
+    from scoredata import get_dataset
 
     sde = get_sde(config)
     train_data = get_dataset(config, "train")          # data first: a missing path fails in no time
@@ -315,7 +315,7 @@ def train(config, workdir: str, progress: bool = True) -> None:
     grad_clip = float(config.optim.grad_clip)
     max_norm = grad_clip if grad_clip > 0 else math.inf
     log_freq = max(1, int(tr.log_freq))
-    from training.data import is_image
+    from scoredata import is_image
     random_flip = bool(getattr(config.data, "random_flip", False)) and is_image(config)
     window_loss, window_n, t_window = 0., 0, time.perf_counter()
     try:

@@ -136,7 +136,7 @@ def _pc_kwargs(config) -> dict:
 
 
 def _require_images(config, what: str) -> None:
-    from training.data import is_image
+    from scoredata import is_image
     if not is_image(config):
         raise WorkflowError(f"config.data.dataset must be an image data set for --mode {what}, got "
                             f"{config.data.dataset!r}")
@@ -201,7 +201,7 @@ def mode_compare(config, workdir: str, progress: bool = True) -> int:
     Writes workdir/compare/compare.{md,json,png} and prints the table."""
     from benchmarks.compare_samplers import compare, markdown_table, write_report
     from sde_lib import get_sde
-    from training.data import get_dataset
+    from scoredata import get_dataset
     from training.evaluate import sampling_sde
 
     opts = controllable_options(config)
@@ -262,7 +262,7 @@ def mode_train_classifier(config, workdir: str, progress: bool = True) -> int:
 def mode_recipe(config, workdir: str, progress: bool = True) -> int:
     """Print the NCSNv2 recipe (sigma_max, L, eps for T) for the training set; write it as JSON and as a
     config file ``workdir/recipe/config.py`` (the current config with the recipe applied)."""
-    from training.data import get_dataset
+    from scoredata import get_dataset
     from training.recipes import propose, write_recipe_config
 
     opts = controllable_options(config)
@@ -283,7 +283,7 @@ def mode_recipe(config, workdir: str, progress: bool = True) -> int:
 @_cli
 def mode_interpolate(config, workdir: str, progress: bool = True) -> int:
     """Spherical interpolation between test points through their probability-flow latents (PNG strip)."""
-    from training.data import get_dataset
+    from scoredata import get_dataset
     from training.latent import interpolate, save_strip
 
     opts = controllable_options(config)
@@ -328,7 +328,7 @@ def mode_inpaint(config, workdir: str, progress: bool = True) -> int:
     report how often it gives the inpainted image the original label."""
     from samplers.controllable import annealed_langevin_inpaint, inpaint
     from training.classifier import accuracy, get_labeled_dataset
-    from training.data import get_dataset, to_unit_images
+    from scoredata import get_dataset, to_unit_images
 
     _require_images(config, "inpaint")
     opts = controllable_options(config)
@@ -399,7 +399,7 @@ PALETTE = torch.tensor([[1.0, 0.2, 0.2], [0.2, 0.8, 0.2], [0.25, 0.4, 1.0], [1.0
 def tinted_digits(x: Tensor, y: Tensor, config) -> Tensor:
     """Digits [n, 1, 8, 8] (model space) -> colour images [n, 3, 8, 8]: the [0, 1] intensity times the
     label's colour (``PALETTE``), back in model space."""
-    from training.data import data_range
+    from scoredata import data_range
     a, b = data_range(config)
     unit = (x.to(torch.float64) - a) / (b - a)
     rgb = unit * PALETTE[y][:, :, None, None]
@@ -444,7 +444,7 @@ def mode_colorize(config, workdir: str, progress: bool = True) -> int:
     checkpoint in workdir. The digits: a closed-form demo (exact score of tinted training digits, each
     class in its own colour), so the colour has to be inferred from the digit's shape."""
     from samplers.controllable import colorize
-    from training.data import get_dataset, to_unit_images
+    from scoredata import get_dataset, to_unit_images
 
     _require_images(config, "colorize")
     opts = controllable_options(config)
@@ -460,7 +460,7 @@ def mode_colorize(config, workdir: str, progress: bool = True) -> int:
         to_unit = lambda v: to_unit_images(v, config)  # noqa: E731
     elif str(config.data.dataset) == "digits":
         gray, out, truth, stats = _colorize_digits_demo(config, opts, progress)
-        from training.data import data_range
+        from scoredata import data_range
         a, b = data_range(config)
         to_unit = lambda v: ((v - a) / (b - a)).clamp(0., 1.)  # noqa: E731
     else:
@@ -492,7 +492,7 @@ def mode_conditional_sample(config, workdir: str, progress: bool = True) -> int:
     from samplers import pc_sample
     from samplers.controllable import conditional_score_fn
     from training.classifier import accuracy, load_classifier
-    from training.data import to_unit_images
+    from scoredata import to_unit_images
 
     _require_images(config, "conditional_sample")
     opts = controllable_options(config)
