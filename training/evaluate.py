@@ -15,6 +15,8 @@ import os
 
 import torch
 
+from plotting import save_samples_png  # noqa: F401  (re-exported: main.py, the training loop)
+
 from .checkpoint import CheckpointManager, restore_state
 from .distributed import RunInfo, all_sum, current_info, gather_rows, rank_generator, shard_slice
 
@@ -139,20 +141,6 @@ def draw_samples(config, sde, model, n: int, generator: torch.Generator | None =
     if x.shape[0] != total:
         raise RuntimeError(f"gathered {x.shape[0]} samples, expected {total}")
     return x, int(round(all_sum(nfe, info)))
-
-
-def save_samples_png(config, samples: torch.Tensor, path: str, data: torch.Tensor | None = None,
-                     title: str = "") -> str:
-    """2-D data: scatter of samples next to ``data``; images: a grid in [0, 1]; other shapes: a
-    scatter of the first two coordinates."""
-    from scoredata import is_image, to_unit_images
-    from .plots import image_grid, scatter_2d
-
-    if is_image(config):
-        return image_grid(path, to_unit_images(samples[:256].float(), config))
-    flat = samples.reshape(samples.shape[0], -1)
-    ref = None if data is None else data.reshape(data.shape[0], -1)
-    return scatter_2d(path, flat, ref, title=title)
 
 
 # ----------------------------------------------------------------------------- statistics

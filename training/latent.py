@@ -20,7 +20,7 @@ from sde_lib.checks import check_positive, check_tensor
 
 Tensor = torch.Tensor
 
-__all__ = ["slerp", "interpolate", "save_strip", "enlarge_png"]
+__all__ = ["slerp", "interpolate"]
 
 
 def slerp(z0: Tensor, z1: Tensor, alphas: Sequence[float] | Tensor) -> Tensor:
@@ -73,58 +73,3 @@ def interpolate(sde: SDE, score_fn: Callable[[Tensor, Tensor], Tensor], x0: Tens
     flat = zs.reshape(B * n, *x0.shape[1:])
     path = decode(sde, score_fn, flat, **kw).reshape(B, n, *x0.shape[1:])
     return (path, zs) if return_latents else path
-
-
-def enlarge_png(path: str, width: int = 720) -> str:
-    """Scale the PNG at ``path`` up by an integer factor (nearest neighbour) to about ``width`` pixels."""
-    from PIL import Image
-
-    with Image.open(path) as img:
-        scale = max(1, width // img.width)
-        big = img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img.copy()
-    big.save(path)
-    return path
-
-
-def save_strip(path: str, frames: Tensor, config=None, data: Tensor | None = None, title: str = "",
-               width: int = 720) -> str:
-    """PNG of interpolation paths ``frames`` [B, n, *shape]: image data as a grid with one row per pair
-    (``config`` maps model space to [0, 1] via scoredata.to_unit_images; without a config values
-    are taken as [0, 1]; enlarged to about ``width`` pixels); 2-D data as the paths drawn over a scatter
-    of ``data``."""
-    from .plots import image_grid
-
-    check_tensor("frames", frames, min_dim=3)
-    B, n = frames.shape[:2]
-    flat = frames.reshape(B * n, *frames.shape[2:])
-    if flat.dim() == 4:
-        if config is not None:
-            from scoredata import to_unit_images
-            flat = to_unit_images(flat, config)
-        return enlarge_png(image_grid(path, flat.clamp(0., 1.), nrow=n), width)
-    if flat.dim() == 2 and flat.shape[1] == 2:
-        return _path_plot(path, frames, data, title)
-    raise ValueError(f"frames must hold images [B, n, C, H, W] or 2-D points [B, n, 2], got {tuple(frames.shape)}")
-
-
-def _path_plot(path: str, frames: Tensor, data: Tensor | None, title: str) -> str:
-    import os
-
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 5))
-    if data is not None:
-        d = data.detach().cpu().reshape(data.shape[0], -1)[:4000].numpy()
-        ax.scatter(d[:, 0], d[:, 1], s=2, alpha=0.3, color="C0", label="data")
-    f = frames.detach().cpu().double().numpy()
-    for b in range(f.shape[0]):
-        ax.plot(f[b, :, 0], f[b, :, 1], "-o", ms=3, lw=1, color=f"C{1 + b % 8}")
-    ax.set_aspect("equal")
-    ax.set_title(title or "decoded spherical interpolation")
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path

@@ -420,7 +420,8 @@ class _Writers:
 
     def snapshot(self, step: int, sde, model, ema) -> None:
         """Samples of the EMA model with a small step count, as a PNG in ``samples/``."""
-        from training.evaluate import draw_samples, save_samples_png
+        from plotting import save_samples_png
+        from training.evaluate import draw_samples
 
         cfg = self.config
         n = int(cfg.training.n_snapshot_samples)
@@ -442,7 +443,7 @@ class _Writers:
             return
         self.csv.close()
         self.tb.close()
-        from training.plots import loss_curve
+        from plotting import loss_curve
         cols = _csv_loss_columns(self.csv.path)
         if cols[0]:
             loss_curve(os.path.join(self.workdir, "loss_curve.png"), *cols)

@@ -108,9 +108,8 @@ def _copy_figure(png: str, opts) -> str | None:
 
 
 def _grid(path: str, images: Tensor, nrow: int, width: int = 720) -> str:
-    """``training.plots.image_grid`` enlarged (nearest neighbour) to about ``width`` pixels."""
-    from training.latent import enlarge_png
-    from training.plots import image_grid
+    """``plotting.image_grid`` enlarged (nearest neighbour) to about ``width`` pixels."""
+    from plotting import enlarge_png, image_grid
     return enlarge_png(image_grid(path, images.float(), nrow=nrow), width)
 
 
@@ -284,7 +283,8 @@ def mode_recipe(config, workdir: str, progress: bool = True) -> int:
 def mode_interpolate(config, workdir: str, progress: bool = True) -> int:
     """Spherical interpolation between test points through their probability-flow latents (PNG strip)."""
     from scoredata import get_dataset
-    from training.latent import interpolate, save_strip
+    from plotting import save_strip
+    from training.latent import interpolate
 
     opts = controllable_options(config)
     sde, score_fn, step = _load_score_model(config, workdir)

@@ -1,4 +1,5 @@
-"""Small PNG writers: 2-D scatter next to data, image grids, loss curves (matplotlib, Agg backend)."""
+"""Small PNG writers: 2-D scatter next to data, image grids (and their nearest-neighbour enlargement),
+loss curves (matplotlib, Agg backend). Every writer creates the parent folder and returns the path."""
 from __future__ import annotations
 
 import math
@@ -95,4 +96,15 @@ def loss_curve(path: str, steps, losses, title: str = "training loss") -> str:
     _makedirs_for(path)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return path
+
+
+def enlarge_png(path: str, width: int = 720) -> str:
+    """Scale the PNG at ``path`` up by an integer factor (nearest neighbour) to about ``width`` pixels."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        scale = max(1, width // img.width)
+        big = img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img.copy()
+    big.save(path)
     return path
