@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from configs.default import get_default_configs
 from experiments.common import parse_args, pyplot, report, save_figure, settings
 from models import get_model, get_score_fn
-from quality.sample_stats import pixel_moments
+from evaluation.distances import pixel_moments
 from samplers import annealed_langevin
 from sde_lib import VESDE
 from sde_lib.checks import randn

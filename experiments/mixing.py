@@ -21,7 +21,7 @@ if __package__ in (None, ""):
 import torch
 
 from experiments.common import ncsn_mixture, parse_args, pyplot, report, save_figure, settings
-from quality.sample_stats import mode_weights_error
+from evaluation.distances import mode_weights_error
 from samplers import annealed_langevin, langevin_dynamics
 from sde_lib.checks import rand
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 import os
 
 import torch
 
+from evaluation import eval_subset, sample_stats  # noqa: F401  (sample_stats re-exported for main.py)
+from evaluation import mean_se as _mean_se  # noqa: F401  (old name, used by benchmarks/engine.py)
+from evaluation.split_likelihood import likelihood_values, summarize_likelihood
 from plotting import save_samples_png  # noqa: F401  (re-exported: main.py, the training loop)
 
 from .checkpoint import CheckpointManager, restore_state
@@ -144,143 +146,24 @@ def draw_samples(config, sde, model, n: int, generator: torch.Generator | None =
 
 
 # ----------------------------------------------------------------------------- statistics
-def _mean_se(v: torch.Tensor) -> tuple[float, float]:
-    v = v.detach().double().cpu()
-    se = float(v.std() / math.sqrt(v.numel())) if v.numel() > 1 else float("nan")
-    return float(v.mean()), se
-
-
-def mode_mixture(config):
-    """The closed-form mixture behind ``config.data`` when there is one (two_mode toy data), else None."""
-    if str(config.data.dataset) == "toy2d" and str(config.data.toy) == "two_mode":
-        from sde_lib.mixture import two_mode_mixture
-        return two_mode_mixture()
-    return None
-
-
 def likelihood_stats(config, sde, model, x: torch.Tensor, generator: torch.Generator | None = None,
                      progress: bool = False, info: RunInfo | None = None) -> dict:
     """Bits/dim (dequantized, discrete data) or NLL in nats per sample (toy data) on ``x``:
-    mean, standard error, n, NFE.
+    mean, standard error, n, NFE (``evaluation.split_likelihood``).
 
     ``info`` (a distributed ``RunInfo``): each rank evaluates its contiguous shard of ``x`` (its own
     dequantization / probe stream); per-point values are gathered, so every rank returns the statistics
     of all of ``x``.
     """
-    from likelihood import bits_per_dim, log_likelihood
-    from scoredata import data_range, n_bins
-
-    e = config.eval
     info = info or RunInfo(device=x.device)
-    x_all, x = x, x[shard_slice(x.shape[0], info)]
-    generator = rank_generator(generator, info)
-    score_fn = score_fn_for(config, sde, model)
-    kw = dict(hutchinson=str(e.hutchinson), rtol=float(e.rtol), atol=float(e.atol),
-              eps=float(config.training.eps), generator=generator, n_probes=int(e.n_probes),
-              max_batch=max(1, int(e.batch_size)), progress=progress)
-    rng = data_range(config)
-    if rng is None:
-        logp, _, nfe = log_likelihood(sde, score_fn, x, **kw)
-        logp = gather_rows(logp.detach().double(), info)
-        mean, se = _mean_se(-logp)
-        out = {"nll_nats": mean, "nll_nats_se": se, "n": int(logp.shape[0]), "nfe": int(round(all_sum(nfe, info)))}
-        mix = mode_mixture(config)
-        if mix is not None:  # the data's own NLL on the same points, for reference
-            out["nll_nats_data_distribution"] = float(-mix.log_prob(x_all.detach().double().cpu()).mean())
-        return out
-    bpd = bits_per_dim(sde, score_fn, x, data_range=tuple(rng), n_bins=int(n_bins(config)), **kw)
-    bpd = gather_rows(bpd.detach().double(), info)
-    mean, se = _mean_se(bpd)
-    return {"bpd": mean, "bpd_se": se, "n": int(bpd.shape[0])}
-
-
-def sample_stats(config, samples: torch.Tensor, reference: torch.Tensor,
-                 generator: torch.Generator | None = None) -> dict:
-    """Sample quality against held-out data.
-
-    2-D / vector data: sliced Wasserstein distance (and, for two_mode, the mode weights and per-mode
-    spreads (RMS distance to the mode mean per dimension) of both sets);
-    images: per-pixel moment differences, RBF-kernel MMD^2 (on up to 1000 of each), FID when
-    torch-fidelity and its Inception weights are available.
-    """
-    from quality import sliced_wasserstein, mmd_rbf, mode_spread, pixel_moments
-    from scoredata import is_image
-
-    g = generator if generator is not None else torch.Generator().manual_seed(0)
-    samples, reference = samples.double().cpu(), reference.double().cpu()
-    finite = torch.isfinite(samples.reshape(samples.shape[0], -1)).all(1)
-    out: dict = {"num_samples": int(samples.shape[0]), "frac_finite": float(finite.double().mean())}
-    samples = samples[finite]
-    if samples.shape[0] < 2:
-        out["error"] = "fewer than two finite samples"
-        return out
-    if is_image(config):
-        out.update({f"pixel_{k}": v for k, v in pixel_moments(samples, reference).items()})
-        out["mmd_rbf"] = mmd_rbf(samples[:1000], reference[:1000])
-        out.update(fid_stats(config, samples, reference))
-        return out
-    out["sliced_wasserstein"] = sliced_wasserstein(samples, reference, n_projections=256, generator=g)
-    mix = mode_mixture(config)
-    if mix is not None:
-        w = mix.mode_weights(samples).tolist()
-        w_ref = mix.mode_weights(reference).tolist()
-        out["mode_weights"] = w
-        out["mode_weights_data"] = w_ref
-        out["mode_weights_true"] = mix.weights.tolist()
-        out["mode_weights_error"] = max(abs(a - b) for a, b in zip(w, mix.weights.tolist()))
-        labels, labels_ref = mix.component_index(samples), mix.component_index(reference)
-        out["mode_std"] = [mode_spread(samples, labels, k) for k in range(len(w))]
-        out["mode_std_data"] = [mode_spread(reference, labels_ref, k) for k in range(len(w))]
-    return out
-
-
-def _inception_weights_on_disk() -> str | None:
-    hub = os.path.join(torch.hub.get_dir(), "checkpoints")
-    if os.path.isdir(hub):
-        for name in os.listdir(hub):
-            if name.startswith("weights-inception") and name.endswith(".pth"):
-                return os.path.join(hub, name)
-    return None
-
-
-def fid_stats(config, samples: torch.Tensor, reference: torch.Tensor) -> dict:
-    """FID via torch-fidelity, only when it is importable and its Inception weights are on disk."""
-    try:
-        import torch_fidelity
-    except ImportError:
-        log.info("FID skipped: torch-fidelity is not installed")
-        return {"fid": None, "fid_skipped": "torch-fidelity is not installed"}
-    if _inception_weights_on_disk() is None:
-        msg = f"Inception weights not found under {os.path.join(torch.hub.get_dir(), 'checkpoints')}"
-        log.info("FID skipped: %s", msg)
-        return {"fid": None, "fid_skipped": msg}
-    from scoredata import to_unit_images
-
-    class _Images(torch.utils.data.Dataset):
-        def __init__(self, x):
-            u = to_unit_images(x.float(), config)
-            if u.shape[1] == 1:
-                u = u.repeat(1, 3, 1, 1)
-            self.x = (u * 255).round().clamp(0, 255).to(torch.uint8)
-
-        def __len__(self):
-            return self.x.shape[0]
-
-        def __getitem__(self, i):
-            return self.x[i]
-
-    m = torch_fidelity.calculate_metrics(input1=_Images(samples), input2=_Images(reference), fid=True,
-                                         cuda=torch.cuda.is_available(), verbose=False)
-    return {"fid": float(m["frechet_inception_distance"])}
+    values, nfe = likelihood_values(config, sde, score_fn_for(config, sde, model), x[shard_slice(x.shape[0], info)],
+                                    generator=rank_generator(generator, info), progress=progress)
+    values = gather_rows(values, info)
+    nfe = None if nfe is None else int(round(all_sum(nfe, info)))
+    return summarize_likelihood(config, values, nfe, x)
 
 
 # ----------------------------------------------------------------------------- the entry point
-def eval_subset(config, data: torch.Tensor) -> torch.Tensor:
-    """The first ``bpd_num_batches * eval.batch_size`` test samples (all when bpd_num_batches is 0)."""
-    nb = int(config.eval.bpd_num_batches)
-    return data if nb <= 0 else data[: nb * int(config.eval.batch_size)]
-
-
 def write_json(path: str, obj: dict) -> str:
     from .checkpoint import atomic_write_text
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True))

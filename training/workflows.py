@@ -195,10 +195,10 @@ def _has_checkpoint(workdir: str) -> bool:
 @_cli
 def mode_compare(config, workdir: str, progress: bool = True) -> int:
     """Every predictor x corrector pair, the probability-flow ODE, annealed Langevin and the fast solvers
-    against NFE (``benchmarks.compare_samplers.compare``): for the checkpoint in workdir, or (source
+    against NFE (``evaluation.sampler_comparison.compare``): for the checkpoint in workdir, or (source
     "closed_form", the default without a checkpoint on the two_mode toy set) the exact mixture score.
     Writes workdir/compare/compare.{md,json,png} and prints the table."""
-    from benchmarks.compare_samplers import compare, markdown_table, write_report
+    from evaluation import compare, markdown_table, write_report
     from sde_lib import get_sde
     from scoredata import get_dataset
     from training.evaluate import sampling_sde

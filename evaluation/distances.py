@@ -1,4 +1,4 @@
-"""Distances between sample sets: sliced Wasserstein, kernel MMD, per-mode statistics."""
+"""Distances between sample sets: sliced Wasserstein, kernel MMD, per-mode statistics, pixel moments."""
 from __future__ import annotations
 
 import math
