@@ -7,8 +7,10 @@
 from .registry import MODELS, get_model, register_model
 from . import mlp, ncsnpp, ddpmpp, ncsnv2, classifier  # noqa: F401  (register the models)
 from .ema import ExponentialMovingAverage
-from .layers import NoiseConditioning, count_parameters
+from .conditioning import NoiseConditioning
+from .layers import count_parameters
 from .score import get_score_fn
+from .importers import IMPORTERS, import_checkpoint
 
 __all__ = ["MODELS", "get_model", "register_model", "get_score_fn", "ExponentialMovingAverage",
-           "NoiseConditioning", "count_parameters"]
+           "NoiseConditioning", "count_parameters", "import_checkpoint", "IMPORTERS"]

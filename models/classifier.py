@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import registry as R
-from .layers import NoiseConditioning, NoiseEmbedding, check_inputs, dense
+from .conditioning import NoiseConditioning, NoiseEmbedding
+from .layers import check_inputs, dense
 from .score import check_conditioning
 from .mlp import ResidualMLPBlock
 
@@ -59,7 +60,7 @@ class ClassifierMLP(nn.Module):
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         if self.conditional:
-            check_inputs(x, cond, self.data_shape)
+            cond = check_inputs(x, cond, self.data_shape, self.noise_conditioning)
             temb = F.silu(self.embed(cond))
         else:
             temb = None
@@ -106,7 +107,7 @@ def get_classifier_fn(sde, model: nn.Module, continuous: bool = True,
                       train: bool = False) -> Callable[[Tensor, Tensor], Tensor]:
     """classifier_fn(x, t) = model(x, sde.model_label(t, continuous)) -> logits (the score networks'
     conditioning). A clean (unconditional) classifier ignores t."""
-    check_conditioning(sde, model, what="classifier")
+    check_conditioning(sde, model, what="classifier", continuous=bool(continuous))
     continuous, train = bool(continuous), bool(train)
 
     def classifier_fn(x: Tensor, t: Tensor) -> Tensor:

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import registry as R
-from .layers import EMBEDDINGS, NoiseConditioning, NoiseEmbedding, check_inputs, dense
+from .conditioning import EMBEDDINGS, NoiseConditioning, NoiseEmbedding
+from .layers import check_inputs, dense
 
 Tensor = torch.Tensor
 
@@ -53,14 +54,14 @@ class MLP(nn.Module):
         self.fc_out = dense(nf, dim, init_scale=init_scale)
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
-        cond = check_inputs(x, cond, self.data_shape)
+        cond = check_inputs(x, cond, self.data_shape, self.noise_conditioning)
         temb = F.silu(self.embed(cond)) if self.embed is not None else None
         h = self.fc_in(x.reshape(x.shape[0], -1))
         for blk in self.blocks:
             h = blk(h, temb)
         out = self.fc_out(F.silu(h)).reshape(x.shape)
         if self.scale_by_sigma:
-            out = out / cond.reshape(-1, *([1] * (x.dim() - 1)))
+            out = out / self.noise_conditioning.sigma(cond).reshape(-1, *([1] * (x.dim() - 1)))
         return out
 
 

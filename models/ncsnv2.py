@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import registry as R
-from .layers import NoiseConditioning, check_inputs, conv, group_norm
+from .conditioning import NoiseConditioning
+from .layers import check_inputs, conv, group_norm
 
 Tensor = torch.Tensor
 
@@ -101,7 +102,7 @@ class NCSNv2(nn.Module):
         for i in reversed(range(len(feats))):
             ref = self.refine[i]([feats[i]] + ([ref] if ref is not None else []))
         out = self.conv_out(F.elu(self.norm_out(ref)))
-        return out / cond.reshape(-1, 1, 1, 1)
+        return out / self.noise_conditioning.sigma(cond).reshape(-1, 1, 1, 1)
 
 
 @R.register_model("ncsnv2")
@@ -109,7 +110,7 @@ def ncsnv2(config) -> NCSNv2:
     """NCSNv2 from ``config.model`` (nf, ch_mult, num_res_blocks, init_scale); needs a VE SDE."""
     C, H, W = R.image_shape(config)
     spec = R.noise_conditioning(config)
-    if spec.kind != "sigma":
+    if not spec.is_ve:
         raise ValueError(f"config.model.name='ncsnv2' divides by the noise level sigma and needs "
                          f"config.training.sde='vesde', got {config.training.sde!r}")
     ch_mult = R.ints_option(config, "ch_mult")

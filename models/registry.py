@@ -12,7 +12,7 @@ from torch import nn
 from sde_lib import get_sde
 from sde_lib.checks import check_choice
 
-from .layers import NoiseConditioning
+from .conditioning import NoiseConditioning
 
 ModelFactory = Callable[..., nn.Module]
 MODELS: dict[str, ModelFactory] = {}
@@ -125,25 +125,47 @@ def image_shape(config) -> tuple[int, int, int]:
 
 
 def noise_conditioning(config) -> NoiseConditioning:
-    """What ``cond`` means for the SDE of ``config.training.sde``.
-
-    The SDE decides (``sde.model_label``): a "score"-parameterized SDE (VE) passes the noise level
-    sigma, a "noise"-parameterized one (VP, sub-VP) the label (N-1) t. For sigma inputs the VE range
-    sigma(0), sigma(T) is stored so the positional embedding can map sigma to a ladder index.
-    """
+    """What ``cond`` means for the SDE of ``config.training.sde`` (``sde.model_label``): sigma(t) for a
+    continuous VE SDE, the ladder index (0 = sigma_max) for a discrete one, time labels for VP / sub-VP.
+    The VE ladder's ends sigma(0), sigma(T) are stored so that an index maps to its noise level."""
     with torch.device("cpu"):            # also when the model is built under torch.device("meta")
         sde = get_sde(config)
+    continuous = getattr(getattr(config, "training", None), "continuous", True)
+    if not isinstance(continuous, bool):
+        raise ValueError(f"config.training.continuous must be True or False, got {continuous!r}")
     if sde.score_parameterization == "score":
         ends = sde.noise_level(torch.tensor([0., sde.T], dtype=torch.float64, device="cpu"))
         lo, hi = (math.log(float(v)) for v in ends)
-        return NoiseConditioning("sigma", sde.N, lo, hi)
-    return NoiseConditioning("label", sde.N)
+        return NoiseConditioning("sigma" if continuous else "ve_index", sde.N, lo, hi)
+    return NoiseConditioning("label", sde.N, label_scale=float(sde.model_label_scale(continuous)))
+
+
+def data_centered(config) -> bool:
+    """``config.data.centered``: data in [-1, 1] (True) or [0, 1] (False; the score_sde / NCSNv2 image
+    networks then map x -> 2x - 1 themselves)."""
+    value = getattr(getattr(config, "data", None), "centered", False)
+    if not isinstance(value, bool):
+        raise ValueError(f"config.data.centered must be True or False, got {value!r}")
+    return value
+
+
+def floats_option(config, key: str, default=_MISSING) -> tuple[float, ...]:
+    """A config.model non-empty tuple/list of finite numbers."""
+    value = option(config, key, default)
+    try:
+        out = tuple(value)
+    except TypeError:
+        out = None
+    if not out or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                      for v in out):
+        raise ValueError(f"config.model.{key} must be a non-empty tuple of finite numbers, got {value!r}")
+    return tuple(float(v) for v in out)
 
 
 def scale_by_sigma_option(config, spec: NoiseConditioning) -> bool:
     """``config.model.scale_by_sigma`` (output / sigma); only meaningful when cond is sigma (VE)."""
     value = bool_option(config, "scale_by_sigma", False)
-    if value and spec.kind != "sigma":
+    if value and not spec.is_ve:
         raise ValueError(f"config.model.scale_by_sigma=True needs a VE SDE (the network input cond is "
                          f"then sigma); config.training.sde={config.training.sde!r} passes time labels")
     return value

@@ -1,7 +1,7 @@
 """From a network to a score function: score_fn(x, t) = sde.model_output_to_score(model(x, label), t).
 
-The SDE owns the conventions: label = sde.model_label(t, continuous) (VE: sigma(t) or sigma_i;
-VP / sub-VP: (N-1) t or the ladder index i) and the output conversion (VE: the output is the score;
+The SDE owns the conventions: label = sde.model_label(t, continuous) (VE: sigma(t) or the ladder
+index with 0 = sigma_max; VP / sub-VP: 999 t, or (N-1) t for a discrete DDPM network) and the output conversion (VE: the output is the score;
 VP / sub-VP: the output predicts the noise, score = -out / std(t), or / std_i of the DDPM chain
 when not continuous).
 """
@@ -15,22 +15,35 @@ from torch import nn
 Tensor = torch.Tensor
 
 
-def check_conditioning(sde, model: nn.Module, what: str = "model") -> None:
+def expected_conditioning(sde, continuous: bool = True) -> str:
+    """The NoiseConditioning kind of the labels ``sde.model_label(t, continuous)``."""
+    if sde.score_parameterization == "score":
+        return "sigma" if continuous else "ve_index"
+    return "label"
+
+
+def check_conditioning(sde, model: nn.Module, what: str = "model", continuous: bool = True) -> None:
     """``model`` is callable and, when it declares ``noise_conditioning``, expects the labels ``sde``
-    passes (``sde.model_label``): sigma for score-parameterized SDEs, time labels (N-1) t otherwise,
-    with the same N. Raises ValueError otherwise."""
+    passes (``sde.model_label(t, continuous)``): sigma(t) or the ladder index (VE), time labels
+    ``model_label_scale * t`` (VP / sub-VP), with the same N. Raises ValueError otherwise."""
     if not callable(model):
         raise ValueError(f"model must be a callable network model(x, cond), got {type(model).__name__}")
     spec = getattr(model, "noise_conditioning", None)
     if spec is None:
         return
-    expected = "sigma" if sde.score_parameterization == "score" else "label"
+    expected = expected_conditioning(sde, continuous)
     if spec.kind != expected:
-        raise ValueError(f"model was built for {spec.kind!r} conditioning but sde={sde!r} passes "
-                         f"{expected!r} labels; build the {what} from the same config.training.sde")
-    if spec.kind == "label" and spec.N != sde.N:
-        raise ValueError(f"model was built for N={spec.N} time labels (config.model.num_scales) but "
-                         f"sde has N={sde.N}; the label (N-1) t would be rescaled")
+        raise ValueError(f"model was built for {spec.kind!r} conditioning but sde={sde!r} with "
+                         f"continuous={continuous} passes {expected!r} labels; build the {what} from the "
+                         f"same config.training.sde and config.training.continuous")
+    if spec.kind != "sigma" and spec.N != sde.N:
+        raise ValueError(f"model was built for N={spec.N} noise levels / time labels (config.model.num_scales) "
+                         f"but sde has N={sde.N}; its labels would be rescaled")
+    if spec.kind == "label" and spec.label_scale > 0 and \
+            abs(spec.label_scale - sde.model_label_scale(continuous)) > 1e-9 * spec.label_scale:
+        raise ValueError(f"model was built for time labels {spec.label_scale:g} t but sde={sde!r} with "
+                         f"continuous={continuous} passes {sde.model_label_scale(continuous):g} t; build the "
+                         f"{what} with the same config.training.continuous")
 
 
 def get_score_fn(sde, model: nn.Module, continuous: bool = True,
@@ -44,7 +57,7 @@ def get_score_fn(sde, model: nn.Module, continuous: bool = True,
     for attr in ("model_label", "model_output_to_score", "score_parameterization", "N"):
         if not hasattr(sde, attr):
             raise ValueError(f"sde must be an sde_lib.SDE (missing {attr!r}), got {type(sde).__name__}")
-    check_conditioning(sde, model)
+    check_conditioning(sde, model, continuous=bool(continuous))
     continuous, train = bool(continuous), bool(train)
 
     def score_fn(x: Tensor, t: Tensor) -> Tensor:

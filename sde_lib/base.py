@@ -158,14 +158,18 @@ class SDE(abc.ABC):
         """(m_i, s_i) of the discrete chain at the ladder index of t (default: the continuous marginal)."""
         return self.marginal_coeffs(t)
 
+    def model_label_scale(self, continuous: bool = True) -> float:
+        """Time labels per unit time: a network is fed ``model_label_scale(continuous) * t``.
+        Default (N - 1) / T (DDPM: the ladder position)."""
+        return (self.N - 1) / self.T
+
     def model_label(self, t: Tensor, continuous: bool = True) -> Tensor:
         """The conditioning input a score network receives at time t ([batch], float).
 
-        Default: (N - 1) t / T, rounded to the ladder index for discrete models (DDPM convention).
+        Default: the time label ``model_label_scale(continuous) * t``, unrounded as in the original
+        score_sde code (a discrete DDPM network sees (N - 1) t; at ladder times that is the index).
         """
-        if continuous:
-            return t * ((self.N - 1) / self.T)
-        return self.timestep_index(t).to(t.dtype)
+        return t * self.model_label_scale(continuous)
 
     def model_output_to_score(self, out: Tensor, t: Tensor, continuous: bool = True) -> Tensor:
         """Turn a network output into a score: ``out`` itself when the parameterization is "score",

@@ -76,10 +76,12 @@ class VESDE(SDE):
         return torch.ones_like(sigma), sigma
 
     def model_label(self, t, continuous=True):
-        """VE networks are conditioned on the noise level: sigma(t), or sigma_i on the ladder."""
+        """VE networks are conditioned on the noise level sigma(t) (continuous), or on the ladder index
+        round((T - t)/T (N - 1)) with 0 = sigma_max (discrete: the NCSN / NCSNv2 / score_sde order, in
+        which index i has noise level sigma_max (sigma_min/sigma_max)^(i/(N-1)) = discrete_sigmas[N-1-i])."""
         if continuous:
             return self.sigma(t)
-        return self.discrete_marginal_coeffs(t)[1]
+        return torch.round((self.T - t) * ((self.N - 1) / self.T))
 
     def log_snr(self, t):
         return -torch.log(self.sigma(t))

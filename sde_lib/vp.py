@@ -41,6 +41,13 @@ class _LinearBetaSDE(SDE):
     def prior_std(self) -> float:
         return 1.
 
+    #: labels per unit time of continuous-time networks: the score_sde networks see 999 t whatever N is
+    continuous_label_scale = 999.
+
+    def model_label_scale(self, continuous=True):
+        """999 (continuous, the score_sde convention) or N - 1 (a discrete DDPM network sees (N-1) t)."""
+        return self.continuous_label_scale / self.T if continuous else (self.N - 1) / self.T
+
     def beta(self, t):
         """beta(t) = beta_min + t (beta_max - beta_min)."""
         return self.beta_0 + t * (self.beta_1 - self.beta_0)
@@ -101,6 +108,10 @@ class VPSDE(_LinearBetaSDE):
 
 
 class subVPSDE(_LinearBetaSDE):
+    def model_label_scale(self, continuous=True):
+        """sub-VP has no discrete chain: its networks always see the continuous label 999 t."""
+        return self.continuous_label_scale / self.T
+
     def _sde(self, x, t):
         beta_t = self.beta(t)
         discount = -torch.expm1(4. * self.log_mean_coeff(t))  # 1 - exp(-2 b0 t - (b1 - b0) t^2)

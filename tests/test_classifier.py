@@ -20,7 +20,7 @@ def toy_config(sde="vpsde"):
 def test_classifier_shapes_registry_and_errors():
     import ml_collections
     from models import get_model
-    from models.layers import NoiseConditioning
+    from models.conditioning import NoiseConditioning
 
     spec = NoiseConditioning("label", 100)
     for shape in [(2,), (6,), (1, 8, 8), (3, 4, 4)]:

@@ -29,9 +29,8 @@ def _label_to_t(sde, name, label, continuous):
     """Invert sde.model_label (test-side knowledge of each family's convention)."""
     if not continuous:  # ladder labels are exact: match them against the whole ladder
         ladder_t = torch.arange(sde.N, dtype=label.dtype) * (sde.T / (sde.N - 1))
-        labels = sde.model_label(ladder_t, continuous=False)             # ascending
-        hi = torch.searchsorted(labels, label).clamp(1, sde.N - 1)
-        nearest = torch.where((labels[hi] - label).abs() < (labels[hi - 1] - label).abs(), hi, hi - 1)
+        labels = sde.model_label(ladder_t, continuous=False)             # monotone (VE: descending)
+        nearest = (labels[None, :] - label[:, None]).abs().argmin(dim=1)
         return ladder_t[nearest]
     if name == "vesde":
         return sde.t_from_noise_level(label)
@@ -202,8 +201,9 @@ def test_ddpm_loss_is_noise_prediction_error(sdes):
     x0 = torch.randn(4000, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     net = RecordingNet()
     loss = get_loss_fn(sde, continuous=False, reduce_mean=True)(net, x0, generator=torch.Generator().manual_seed(1))
-    i = net.cond
-    assert torch.equal(i, i.round()) and i.min() >= 0 and i.max() <= N - 1
+    i = net.cond                      # (N - 1) t at ladder times: the index up to float rounding
+    assert torch.allclose(i, i.round(), atol=1e-3) and i.min() >= 0 and i.max() <= N - 1
+    i = i.round()
     assert len(i.unique()) > 0.9 * N  # 4000 uniform draws over 1000 levels cover ~98% of them
     abar = sde.alphas_cumprod[i.long()]
     z = (net.x - abar.sqrt()[:, None] * x0) / (1 - abar).sqrt()[:, None]
@@ -213,16 +213,17 @@ def test_ddpm_loss_is_noise_prediction_error(sdes):
 
 
 def test_ncsn_loss_is_sigma2_weighted_dsm(sdes):
-    """VESDE discrete: labels are sigma_i from discrete_sigmas and the sum-form loss is NCSN's
-    1/2 sigma_i^2 ||s_theta(x~, sigma_i) + (x~ - x) / sigma_i^2||^2 averaged over samples."""
+    """VESDE discrete: labels are ladder indices j (0 = sigma_max: sigma = discrete_sigmas[N-1-j]) and the
+    sum-form loss is NCSN's 1/2 sigma^2 ||s_theta(x~, j) + (x~ - x) / sigma^2||^2 averaged over samples."""
     sde = sdes["vesde"]
     x0 = torch.randn(3000, 1, 2, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     net = RecordingNet()
     loss = get_loss_fn(sde, continuous=False, reduce_mean=False)(net, x0, generator=torch.Generator().manual_seed(2))
-    sig = net.cond
-    idx = torch.searchsorted(sde.discrete_sigmas, sig)
-    assert torch.allclose(sde.discrete_sigmas[idx], sig, rtol=1e-12)
-    score = 0.3 * net.x + 0.1 * torch.log1p(sig).reshape(-1, 1, 1, 1)
+    j = net.cond
+    assert torch.equal(j, j.round()) and j.min() >= 0 and j.max() <= N - 1
+    idx = (N - 1) - j.long()
+    sig = sde.discrete_sigmas[idx]
+    score = 0.3 * net.x + 0.1 * torch.log1p(j).reshape(-1, 1, 1, 1)
     s2 = sig.reshape(-1, 1, 1, 1) ** 2
     ncsn = 0.5 * (s2 * (score + (net.x - x0) / s2) ** 2).sum((1, 2, 3))
     assert torch.allclose(loss, ncsn.mean(), rtol=1e-10)
@@ -381,6 +382,9 @@ def test_with_config_models(sde_name, model_name, objective, continuous):
     c.model.nf, c.model.ch_mult, c.model.num_res_blocks, c.model.attn_resolutions = 16, (1, 2), 1, (4,)
     c.model.num_scales = 100
     c.data.shape = (2,) if model_name == "mlp" else (1, 8, 8)
+    c.training.continuous = continuous          # the network is built for the labels it will be fed
+    if not continuous:
+        c.model.embedding_type = "positional"   # ladder indices (Fourier features need continuous labels)
     with torch.random.fork_rng():
         torch.manual_seed(0)
         model = get_model(c)

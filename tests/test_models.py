@@ -8,7 +8,8 @@ import torch
 
 import models
 from configs.default import get_default_configs
-from models.layers import FourierEmbedding, PositionalEmbedding, Resample
+from models.conditioning import FourierEmbedding, PositionalEmbedding
+from models.resample import Resample
 from sde_lib import get_sde
 from sde_lib.checks import batch_view
 
@@ -106,7 +107,7 @@ def test_noise_conditioning_maps():
 def test_resampling_preserves_constants(fir):
     """2x up/down keep a constant image constant away from the border (FIR gains 4 and 1)."""
     x = torch.full((1, 2, 8, 8), 3.)
-    up, down = Resample(2, up=True, fir=fir)(x), Resample(2, up=False, fir=fir)(x)
+    up, down = Resample(up=True, fir=fir)(x), Resample(up=False, fir=fir)(x)
     assert up.shape == (1, 2, 16, 16) and down.shape == (1, 2, 4, 4)
     assert torch.allclose(up[..., 2:-2, 2:-2], x.new_tensor(3.), atol=1e-5)
     assert torch.allclose(down[..., 1:-1, 1:-1], x.new_tensor(3.), atol=1e-5)
@@ -143,6 +144,7 @@ def expected_std(sde_name, sde, t, continuous):
 def test_score_fn_conversion(sde_name, continuous):
     config = make_config("mlp", sde_name, (3,), nf=16, n_layers=1, init_scale=1.)
     config.model.num_scales = 100
+    config.training.continuous = continuous
     sde = get_sde(config)
     model = Recorder(build(config))
     score_fn = models.get_score_fn(sde, model, continuous=continuous)
@@ -152,11 +154,13 @@ def test_score_fn_conversion(sde_name, continuous):
     score = score_fn(x, t)
     cond = model.seen
     # the label the network saw
-    i = torch.floor(t.double() * (sde.N - 1) + 1e-4).long()
+    # (the original score_sde conventions: VE sigma(t) / ladder index with 0 = sigma_max; VP 999 t or
+    # (N-1) t for a discrete DDPM network; sub-VP always 999 t)
     if sde_name == "vesde":
-        want_cond = expected_std(sde_name, sde, t, continuous)
+        want_cond = (expected_std(sde_name, sde, t, continuous) if continuous
+                     else torch.round((1 - t.double()) * (sde.N - 1)))
     else:
-        want_cond = t.double() * (sde.N - 1) if continuous else i.double()
+        want_cond = t.double() * (sde.N - 1 if (sde_name == "vpsde" and not continuous) else 999)
     assert torch.allclose(cond.double(), want_cond, rtol=1e-5, atol=1e-5)
     out = model.model(x, cond)
     std = batch_view(expected_std(sde_name, sde, t, continuous), x).float()

@@ -240,12 +240,13 @@ def test_model_conventions():
     out = torch.randn(3, 2)
     assert torch.equal(ve.model_output_to_score(out, t), out)
     assert torch.allclose(ve.model_label(t), ve.sigma(t))
-    assert torch.allclose(ve.model_label(t, continuous=False), ve.discrete_sigmas[[0, 5, 10]].float())
+    # discrete VE networks get the ladder index with 0 = sigma_max (score_sde / NCSNv2 order, SPEC)
+    assert torch.equal(ve.model_label(t, continuous=False), torch.tensor([10., 5., 0.]))
     _, s = vp.marginal_coeffs(t + 1e-3)
     assert torch.allclose(vp.model_output_to_score(out, t + 1e-3), -out / s[:, None])
     abar = vp.alphas_cumprod[[0, 5, 10]].float()
     assert torch.allclose(vp.model_output_to_score(out, t, continuous=False), -out / torch.sqrt(1 - abar)[:, None])
-    assert torch.allclose(vp.model_label(t), t * 10)
+    assert torch.allclose(vp.model_label(t), t * 999)          # continuous: 999 t whatever N (SPEC)
     assert torch.equal(vp.model_label(t, continuous=False), torch.tensor([0., 5., 10.]))
 
 

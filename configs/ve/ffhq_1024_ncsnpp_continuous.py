@@ -1,0 +1,82 @@
+"""VE SDE, NCSN++ (continuous) on FFHQ 1024x1024: the released score_sde_pytorch checkpoint
+``ve/ffhq_1024_ncsnpp_continuous`` (reported: FFHQ 1024x1024 samples); original config ``configs/ve/ffhq_ncsnpp_continuous.py``.
+
+``ORIGINAL`` holds that config's values; ``configs.from_score_sde`` turns it into this toolkit's config, so
+that the network has the original's 105,785,880 trainable parameters and sampling with the defaults
+does what the original's defaults do. Import the released file, then use every mode on the workdir:
+
+    python main.py --config configs/ve/ffhq_1024_ncsnpp_continuous.py --workdir runs/ffhq_1024_ncsnpp_continuous --mode import --checkpoint PATH.pth
+    python main.py --config configs/ve/ffhq_1024_ncsnpp_continuous.py --workdir runs/ffhq_1024_ncsnpp_continuous --mode sample
+
+Data for training / evaluation: set ``--config.data.path`` (nothing is downloaded).
+"""
+from configs.from_score_sde import from_score_sde
+
+ORIGINAL = {
+    'data': {'centered': False,
+             'dataset': 'FFHQ',
+             'image_size': 1024,
+             'num_channels': 3,
+             'random_flip': True,
+             'tfrecords_path': '/raid/song/ffhq-dataset/ffhq/ffhq-r10.tfrecords',
+             'uniform_dequantization': False},
+    'eval': {'batch_size': 1024, 'begin_ckpt': 1, 'end_ckpt': 96, 'num_samples': 50000},
+    'model': {'attention_type': 'ddpm',
+              'attn_resolutions': [16],
+              'ch_mult': [1, 2, 4, 8, 16, 32, 32, 32],
+              'conditional': True,
+              'conv_size': 3,
+              'dropout': 0.0,
+              'ema_rate': 0.9999,
+              'embedding_type': 'fourier',
+              'fir': True,
+              'fir_kernel': [1, 3, 3, 1],
+              'fourier_scale': 16,
+              'init_scale': 0.0,
+              'name': 'ncsnpp',
+              'nf': 16,
+              'nonlinearity': 'swish',
+              'normalization': 'GroupNorm',
+              'num_res_blocks': 1,
+              'num_scales': 2000,
+              'progressive': 'output_skip',
+              'progressive_combine': 'sum',
+              'progressive_input': 'input_skip',
+              'resamp_with_conv': True,
+              'resblock_type': 'biggan',
+              'scale_by_sigma': True,
+              'sigma_max': 1348,
+              'sigma_min': 0.01,
+              'skip_rescale': True},
+    'optim': {'amsgrad': False,
+              'beta1': 0.9,
+              'eps': 1e-08,
+              'grad_clip': 1.0,
+              'lr': 0.0002,
+              'optimizer': 'Adam',
+              'warmup': 5000,
+              'weight_decay': 0},
+    'sampling': {'corrector': 'langevin',
+                 'method': 'pc',
+                 'n_steps_each': 1,
+                 'noise_removal': True,
+                 'predictor': 'reverse_diffusion',
+                 'probability_flow': False,
+                 'snr': 0.15},
+    'seed': 42,
+    'training': {'batch_size': 8,
+                 'continuous': True,
+                 'eval_freq': 100,
+                 'likelihood_weighting': False,
+                 'log_freq': 50,
+                 'n_iters': 2400001,
+                 'reduce_mean': True,
+                 'sde': 'vesde',
+                 'snapshot_freq': 50000,
+                 'snapshot_freq_for_preemption': 5000,
+                 'snapshot_sampling': True}
+}
+
+
+def get_config():
+    return from_score_sde(ORIGINAL)
