@@ -12,7 +12,6 @@ lambda = -log sigma the same ODE reads dy/dlambda = D - y, which the exponential
 """
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch
@@ -74,27 +73,19 @@ class VEView:
         return y + (sigma * sigma * m) * score
 
 
-def edm_sigmas(sigma_max: float, sigma_min: float, n: int, rho: float = 7.) -> list[float]:
-    """EDM power-law grid: sigma_i = (smax^(1/rho) + i/(n-1) (smin^(1/rho) - smax^(1/rho)))^rho, i < n."""
-    if n == 1:
-        return [sigma_max]
-    a, b = sigma_max ** (1. / rho), sigma_min ** (1. / rho)
-    return [(a + i / (n - 1) * (b - a)) ** rho for i in range(n)]
+def start(view: VEView, z: Tensor, sigmas: list[float]):
+    """Grid points (sigma, t, m) with the first pinned to t = T, and the starting y = z / m(T)."""
+    T = view.sde.T
+    points = [(sigmas[0], T, view.mean_coeff(T))] + [view.point(s) for s in sigmas[1:]]
+    return points, z / points[0][2]
 
 
-def logsnr_sigmas(sigma_max: float, sigma_min: float, n: int) -> list[float]:
-    """Uniform grid in lambda = -log sigma (geometric in sigma)."""
-    if n == 1:
-        return [sigma_max]
-    la, lb = math.log(sigma_max), math.log(sigma_min)
-    return [math.exp(la + i / (n - 1) * (lb - la)) for i in range(n)]
-
-
-def time_uniform_sigmas(view: VEView, t_max: float, t_min: float, n: int) -> list[float]:
-    """Uniform grid in t mapped to noise levels."""
-    if n == 1:
-        return [view.sigma_of_t(t_max)]
-    return [view.sigma_of_t(t_max + i / (n - 1) * (t_min - t_max)) for i in range(n)]
+def finish(view: VEView, y: Tensor, point: tuple[float, float, float] | None = None) -> Tensor:
+    """Back to the data variable: x = m(t) y at the last grid point ``point`` = (sigma, t, m) when the
+    solver stops at sigma > 0, or x = m(0) y after a step to sigma = 0 (``point`` None; m(0) = 1 for
+    VE/VP/sub-VP)."""
+    m = view.mean_coeff(0.) if point is None else point[2]
+    return y * m if m != 1. else y
 
 
 def check_eps(eps, T: float) -> float:

@@ -33,53 +33,10 @@ import torch
 from tqdm.auto import tqdm
 
 from sde_lib.checks import check_choice, check_positive
-from .fast_common import (VEView, check_eps, edm_sigmas, logsnr_sigmas, register_solver,
-                          time_uniform_sigmas)
+from .fast_common import VEView, finish, register_solver, start
+from .grids import sigma_grid
 
 Tensor = torch.Tensor
-
-
-def _start(view: VEView, z: Tensor, sigmas: list[float]):
-    """Grid points (sigma, t, m) with the first pinned to t = T, and the starting y = z / m(T)."""
-    T = view.sde.T
-    points = [(sigmas[0], T, view.mean_coeff(T))] + [view.point(s) for s in sigmas[1:]]
-    return points, z / points[0][2]
-
-
-def _finish(view: VEView, y: Tensor) -> Tensor:
-    """Back to data space at sigma = 0 (t = 0): x = m(0) y (m(0) = 1 for VE/VP/sub-VP)."""
-    m0 = view.mean_coeff(0.)
-    return y * m0 if m0 != 1. else y
-
-
-def _sigma_grid(view: VEView, steps: int, kind: str, eps: float, sigma_min, sigma_max, rho: float) -> list[float]:
-    """``steps`` noise levels from sigma(T) down to sigma(eps) (or ``sigma_min``).
-
-    kind "edm": power law sigma_i = (a + i/(n-1) (b - a))^rho, a = smax^(1/rho), b = smin^(1/rho);
-    "logsnr": uniform in lambda = -log sigma; "time": uniform in t. With ``sigma_max`` below sigma(T)
-    the first point stays at sigma(T) (where ``z`` lives) and the grid proper spans
-    [smin, sigma_max] with the remaining steps - 1 points (EDM's sigma_max cap).
-    """
-    check_eps(eps, view.sde.T)
-    s_T = view.sigma_of_t(view.sde.T)
-    smin = view.sigma_of_t(eps) if sigma_min is None else float(sigma_min)
-    if not 0 < smin < s_T:
-        raise ValueError(f"sigma_min must lie in (0, sigma(T) = {s_T:.4g}), got {smin!r}")
-    check_choice("grid", kind, GRIDS)
-    head, smax, n = [], s_T, steps
-    if sigma_max is not None and smin < float(sigma_max) < s_T and steps > 1:
-        if kind == "time":
-            raise ValueError("sigma_max must be None with grid='time'")
-        head, smax, n = [s_T], float(sigma_max), steps - 1
-    return head + GRIDS[kind](view, smax, smin, n, rho, eps)
-
-
-#: grid name -> (view, sigma_max, sigma_min, n, rho, eps) -> n noise levels, descending
-GRIDS = {
-    "edm": lambda view, smax, smin, n, rho, eps: edm_sigmas(smax, smin, n, rho),
-    "logsnr": lambda view, smax, smin, n, rho, eps: logsnr_sigmas(smax, smin, n),
-    "time": lambda view, smax, smin, n, rho, eps: time_uniform_sigmas(view, view.sde.T, eps, n),
-}
 
 
 @register_solver("heun")
@@ -101,11 +58,11 @@ def heun(sde, score_fn, z: Tensor, steps: int, generator=None, progress: bool = 
     which is exactly stationary for N(mu = 0, c^2 I) data; c -> infinity recovers the EDM form.
     """
     view = VEView(sde, score_fn, z)
-    sigmas = _sigma_grid(view, steps, grid, eps, sigma_min, sigma_max, rho)
-    points, y = _start(view, z, sigmas)
+    sigmas = sigma_grid(view, steps, grid, eps, sigma_min, sigma_max, rho)
+    points, y = start(view, z, sigmas)
     if sigma_data is not None:
         check_positive("sigma_data", sigma_data)
-        return _finish(view, _heun_angle(view, y, sigmas, points, float(sigma_data), progress))
+        return finish(view, _heun_angle(view, y, sigmas, points, float(sigma_data), progress))
     for i in tqdm(range(steps), desc="heun", disable=not progress):
         s_cur = sigmas[i]
         D = view.denoise(y, points[i])
@@ -117,7 +74,7 @@ def heun(sde, score_fn, z: Tensor, steps: int, generator=None, progress: bool = 
         y_pred = y + (s_next - s_cur) * d
         d_next = (y_pred - view.denoise(y_pred, points[i + 1])) / s_next
         y = y + (s_next - s_cur) * (0.5 * d + 0.5 * d_next)
-    return _finish(view, y)
+    return finish(view, y)
 
 
 def _heun_angle(view: VEView, y: Tensor, sigmas: list[float], points, c: float, progress: bool) -> Tensor:
@@ -210,9 +167,9 @@ def dpm_multistep(sde, score_fn, z: Tensor, steps: int, order: int, generator=No
         lower_order_final = steps < 10
     n_levels = steps if denoise else steps + 1
     last = n_levels - 1
-    sigmas = _sigma_grid(view, n_levels, grid, eps, sigma_min, sigma_max, rho)
+    sigmas = sigma_grid(view, n_levels, grid, eps, sigma_min, sigma_max, rho)
     lams = [-math.log(s) for s in sigmas]
-    points, y = _start(view, z, sigmas)
+    points, y = start(view, z, sigmas)
     hist: list[tuple[float, Tensor]] = []  # (lambda_j, model value), newest last
     for i in tqdm(range(steps), desc=f"dpm_solver_{order}", disable=not progress):
         D = view.denoise(y, points[i])
@@ -225,7 +182,8 @@ def dpm_multistep(sde, score_fn, z: Tensor, steps: int, order: int, generator=No
         if lower_order_final:
             k = min(k, last - i)
         y = _ei_update(y, sigmas[i], lams[i], lams[i + 1], hist[-k:], prediction)
-    return _finish(view, y)
+    # denoise=True ended with y = D (sigma = 0); otherwise the state is y(sigma_min): x = m(t_min) y
+    return finish(view, y, None if denoise else points[last])
 
 
 @register_solver("ddim")
