@@ -35,8 +35,7 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import (Stopwatch, base_parser, best_time, emit, print_table, setup,  # noqa: E402
-                               write_json)
+from benchmarks.common import Stopwatch, base_parser, best_time, emit, print_table, setup, write_json  # noqa: E402
 from likelihood import bits_per_dim, log_likelihood  # noqa: E402
 from quality import mode_spread, mode_weights_error, sliced_wasserstein  # noqa: E402
 from sde_lib import VESDE, VPSDE, subVPSDE  # noqa: E402
@@ -475,8 +474,7 @@ def main(argv=None):
           f"are pessimistic; ratio_per_nfe is the median of paired ratios)")
     print_table([r for r in records if r["workload"].startswith("ll_speed")],
                 ["workload", "batch", "wall_s", "nfe", "ms_per_nfe", "fwd_bwd_ms", "ratio_per_nfe", "ratio_per_nfe_min_max",
-                 "ratio_per_nfe_cpu",
-                 "score_fwd_frac", "score_bwd_frac", "bookkeeping_frac", "mean_abs_err_nats"],
+                 "ratio_per_nfe_cpu", "score_fwd_frac", "score_bwd_frac", "bookkeeping_frac", "mean_abs_err_nats"],
                 title="log_likelihood speed (D=192, batch 64, rtol=atol=1e-5)")
     print_table([r for r in records if r["workload"].startswith("ll_error")],
                 ["workload", "batch", "nfe", "wall_s", "mean_abs_err_nats", "max_abs_err_nats",

@@ -18,8 +18,9 @@ from typing import Callable
 import torch
 from torchdiffeq import odeint
 
-from sde_lib.checks import check_choice, check_generator, check_positive, check_tensor
-from .divergence import DIVERGENCES, PROBES
+from sde_lib.checks import (FiniteNormWatch, NonFiniteStateError, check_choice, check_generator, check_positive,
+                            check_tensor, raise_if_non_finite)
+from .divergence import DIVERGENCES, PROBES, check_score_graph
 from .dopri import dormand_prince
 
 Tensor = torch.Tensor
@@ -30,11 +31,15 @@ class FlowWithDivergence:
     """Right-hand side of the joint ODE on a flat state y = [x.flatten(), delta] ([B*D + B]).
 
     Returns [f~(x, t).flatten(), div f~(x, t)]; counts its calls in ``nfe`` (one score call each).
-    No validation and no host synchronisation happen here (adaptive solvers may step past T).
+    No validation and no host synchronisation happen here (adaptive solvers may step past T), except at
+    the first call: the score's output is checked once (``divergence.check_score_graph``: shaped like x,
+    finite, and differentiable w.r.t. x, else ValueError naming score_fn).
     """
 
-    def __init__(self, sde, score_fn: ScoreFn, x_shape: tuple[int, ...], divergence, probes: Tensor | None):
+    def __init__(self, sde, score_fn: ScoreFn, x_shape: tuple[int, ...], divergence, probes: Tensor | None,
+                 variable: str = "t"):
         self.sde = sde
+        self.variable = variable
         self.score_fn = score_fn
         self.x_shape = x_shape
         self.B = x_shape[0]
@@ -44,8 +49,24 @@ class FlowWithDivergence:
         self.probes = probes
         self.nfe = 0
 
+    def time_map(self, v: float) -> tuple[float, float]:
+        """(t, dt/dv) for the integration variable v = sigma or log sigma (sigma = s(t) / m(t)).
+
+        For a kernel N(m x0, s^2 I) (affine drift f = a(t) x) d(sigma^2)/dt = g(t)^2 / m(t)^2, so
+        dt/dsigma = 2 sigma m^2 / g^2 (and dt/dlog sigma = sigma dt/dsigma); host-side float64 scalars.
+        """
+        sigma = math.exp(v) if self.variable == "log_sigma" else v
+        tt = self.sde.t_from_noise_level(torch.tensor([sigma], dtype=torch.float64))
+        m = float(self.sde.marginal_coeffs(tt)[0][0])
+        g = float(self.sde._sde(torch.zeros(1, 1, dtype=torch.float64), tt)[1].reshape(-1)[0])
+        rate = 2. * sigma * m * m / (g * g)
+        return float(tt[0]), rate * sigma if self.variable == "log_sigma" else rate
+
     def __call__(self, t: Tensor | float, y: Tensor, out: Tensor | None = None) -> Tensor:
         self.nfe += 1
+        rate = None
+        if self.variable != "t":
+            t, rate = self.time_map(float(t))
         if isinstance(t, float):
             tb = torch.full((self.B,), t, dtype=y.dtype, device=y.device)
         else:
@@ -53,15 +74,17 @@ class FlowWithDivergence:
         with torch.enable_grad():
             x = y[:self.n].view(self.x_shape).detach().requires_grad_(True)
             score = self.score_fn(x, tb)
+            if self.nfe == 1:         # first call: shape, finiteness, an autograd graph w.r.t. x (one sync)
+                check_score_graph(score, x)
             if score.shape != x.shape:
                 raise ValueError(f"score_fn must return a tensor shaped like x {tuple(x.shape)}, "
                                  f"got {tuple(score.shape)}")
             f, g = self.sde._sde(x, tb)
             drift = torch.addcmul(f, (-0.5 * g * g).view(self.bshape), score)
             div = self.divergence(drift, x, self.probes)
-        if out is None:
-            return torch.cat((drift.detach().reshape(-1), div))
-        return torch.cat((drift.detach().reshape(-1), div), out=out)
+        res = torch.cat((drift.detach().reshape(-1), div), out=out) if out is not None \
+            else torch.cat((drift.detach().reshape(-1), div))
+        return res if rate is None else res.mul_(rate)
 
 
 def _split_rms_norm(n: int) -> Callable[[Tensor], Tensor]:
@@ -88,8 +111,13 @@ def _torchdiffeq(torch_method: str, fixed: bool):
             options = {"grid_constructor": lambda f, y, t: torch.linspace(
                 t0, t1, steps + 1, dtype=t.dtype, device=t.device)}
         else:
-            options = {"norm": _split_rms_norm(n)}
-        return odeint(func, y0, ts, rtol=rtol, atol=atol, method=torch_method, options=options)[-1]
+            watch = FiniteNormWatch(_split_rms_norm(n))          # stops at a non-finite error estimate
+            options = {"norm": watch}
+        try:
+            return odeint(func, y0, ts, rtol=rtol, atol=atol, method=torch_method, options=options)[-1]
+        except AssertionError as err:
+            raise_if_non_finite(err, None if fixed else watch)
+            raise
     integrate.__doc__ = f"torchdiffeq.odeint(method={torch_method!r})"
     return integrate
 
@@ -136,13 +164,22 @@ def _check_args(sde, score_fn, x, hutchinson, rtol, atol, method, eps, generator
         check_positive("steps", steps, integer=True)
 
 
-def _solve(sde, score_fn, x: Tensor, divergence, probes, rtol, atol, method, eps, steps):
+def _span(sde, eps: float, variable: str) -> tuple[float, float]:
+    """Integration interval in the variable: [eps, T] in t, [sigma(eps), sigma(T)] (or its log)."""
+    if variable == "t":
+        return float(eps), float(sde.T)
+    lo, hi = sde.noise_level(torch.tensor([eps, sde.T], dtype=torch.float64)).tolist()
+    return (math.log(lo), math.log(hi)) if variable == "log_sigma" else (lo, hi)
+
+
+def _solve(sde, score_fn, x: Tensor, divergence, probes, rtol, atol, method, eps, steps, variable="t"):
     """One ODE solve for the batch x; returns (logp [B], z, nfe)."""
-    func = FlowWithDivergence(sde, score_fn, tuple(x.shape), divergence, probes)
+    func = FlowWithDivergence(sde, score_fn, tuple(x.shape), divergence, probes, variable)
     n = func.n
     y0 = torch.cat((x.reshape(-1), x.new_zeros(x.shape[0])))
     n_steps = steps if steps is not None else sde.N
-    yT = METHODS[method](func, y0, float(eps), float(sde.T), rtol, atol, n, n_steps)
+    v0, v1 = _span(sde, eps, variable)
+    yT = METHODS[method](func, y0, v0, v1, rtol, atol, n, n_steps)
     z = yT[:n].view(x.shape)
     logp = sde._prior_logp(z) + yT[n:]
     return logp, z, func.nfe
@@ -151,7 +188,8 @@ def _solve(sde, score_fn, x: Tensor, divergence, probes, rtol, atol, method, eps
 def log_likelihood(sde, score_fn: ScoreFn, x: Tensor, hutchinson: str = "rademacher", rtol: float = 1e-5,
                    atol: float = 1e-5, method: str = "rk45", eps: float = 1e-5,
                    generator: torch.Generator | None = None, n_probes: int = 1, max_batch: int | None = None,
-                   steps: int | None = None, progress: bool = False) -> tuple[Tensor, Tensor, int]:
+                   steps: int | None = None, progress: bool = False,
+                   variable: str = "t") -> tuple[Tensor, Tensor, int]:
     """log p_eps(x) = log p_T(z) + int_eps^T div f~(x(t), t) dt in nats, by the probability-flow ODE.
 
     Args:
@@ -169,11 +207,15 @@ def log_likelihood(sde, score_fn: ScoreFn, x: Tensor, hutchinson: str = "rademac
       max_batch: solve at most this many samples at a time (memory cap) and concatenate. Probes are
         drawn for the whole batch first, so chunking uses the same probes as one solve.
       progress: tqdm bar over the chunks.
+      variable: the integration variable: "t" (the SDE time, default), "sigma" (the noise level
+        s(t) / m(t); dt/dsigma = 2 sigma m^2 / g^2) or "log_sigma". The state stays x; only the
+        independent variable changes (fewer steps where the solution is smoother in it, e.g. VE).
 
     Returns:
       (logp [B] in nats, z = x(T) [B, *shape], nfe = number of score_fn calls).
     """
     _check_args(sde, score_fn, x, hutchinson, rtol, atol, method, eps, generator, n_probes, max_batch, steps)
+    check_choice("variable", variable, ("t", "sigma", "log_sigma"))
     divergence = DIVERGENCES[hutchinson]
     probes = None
     if hutchinson in PROBES:
@@ -188,8 +230,12 @@ def log_likelihood(sde, score_fn: ScoreFn, x: Tensor, hutchinson: str = "rademac
     with torch.no_grad():
         for s in starts:
             pr = None if probes is None else probes[:, s:s + chunk]
-            logp, z, n = _solve(sde, score_fn, x[s:s + chunk].detach(), divergence, pr, rtol, atol, method,
-                                eps, steps)
+            try:
+                logp, z, n = _solve(sde, score_fn, x[s:s + chunk].detach(), divergence, pr, rtol, atol, method,
+                                    eps, steps, variable)
+            except NonFiniteStateError as err:
+                raise NonFiniteStateError(f"score_fn returned non-finite values (NaN or inf) during the "
+                                          f"probability-flow ODE solve: {err}") from err
             logps.append(logp)
             zs.append(z)
             nfe += n
