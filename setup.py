@@ -25,5 +25,5 @@ setup(
         "scikit-learn",
         "tensorboard",
     ],
-    extras_require={"test": ["pytest>=7", "pytest-xdist>=3"]},
+    extras_require={"test": ["pytest>=7", "pytest-xdist>=3"], "bench": ["diffusers"]},
 )
