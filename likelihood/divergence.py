@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from sde_lib.checks import rand, randn
+from sde_lib.checks import check_score_output, rand, randn
 
 Tensor = torch.Tensor
 
@@ -87,3 +87,23 @@ DIVERGENCES: dict[str, Callable[[Tensor, Tensor, Tensor | None], Tensor]] = {
     "gaussian": hutchinson_divergence,
     "exact": exact_divergence,
 }
+
+
+# ---------------------------------------------------------------------------- the score's graph
+def check_score_graph(score: Tensor, x: Tensor) -> None:
+    """First evaluation of the likelihood's score: shaped like x and finite (``check_score_output``),
+    and differentiable w.r.t. x by autograd. A score evaluated under ``torch.no_grad()`` or
+    ``torch.inference_mode()``, detached, computed in numpy, or computed from ``x.detach()`` would make
+    every divergence estimator return the divergence of f alone (a wrong log-likelihood, silently).
+    Costs one vector-Jacobian product and one host sync, once per solve."""
+    check_score_output(score, x, "score_fn")
+    hint = ("log_likelihood takes the divergence of the score by autograd: do not evaluate score_fn under "
+            "torch.no_grad() or torch.inference_mode(), do not detach x or the output, and compute it with "
+            "torch operations (not numpy)")
+    if not score.requires_grad:
+        raise ValueError(f"score_fn returned a tensor without an autograd graph (requires_grad=False) although "
+                         f"its input x requires grad; {hint}")
+    g = torch.autograd.grad(score, x, torch.ones_like(score), retain_graph=True, allow_unused=True)[0]
+    if g is None:
+        raise ValueError(f"score_fn's output has an autograd graph but does not depend on its input x "
+                         f"(e.g. a network fed x.detach()); {hint}")

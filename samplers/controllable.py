@@ -214,7 +214,8 @@ def colorize(sde: SDE, score_fn: ScoreFn, gray: Tensor, **pc_kwargs) -> Tensor |
     known = torch.zeros(gray.shape[0], 3, *gray.shape[2:], device=gray.device, dtype=gray.dtype)
     known[:, :1] = math.sqrt(3.) * gray
     mask = torch.tensor([1., 0., 0.], device=gray.device, dtype=gray.dtype).reshape(1, 3, 1, 1)
-    res = inpaint(sde, transformed_score_fn(score_fn, M), known, mask, **pc_kwargs)
+    # the user's score is checked (shape like u, finite) at its first call, before the channel transform
+    res = inpaint(sde, transformed_score_fn(CountedScore(score_fn), M), known, mask, **pc_kwargs)
     if isinstance(res, tuple):
         return _apply_channels(M.T, res[0]), res[1]
     return _apply_channels(M.T, res)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from sde_lib.checks import batch_view, check_choice, check_positive, randn_like
+from sde_lib.checks import NonFiniteStateError, batch_view, check_choice, check_positive, randn_like
 from .fast_brownian import BrownianStack
 from .fast_common import check_eps, register_solver, tweedie_denoise
 
@@ -58,9 +58,14 @@ def adaptive_sde(sde, score_fn, z: Tensor, steps: int, generator=None, progress:
     x_prev = z.clone()
     path = BrownianStack(z)
     bar = tqdm(total=T - eps, desc="adaptive_sde", disable=not progress)
+    nonfinite = torch.zeros((), dtype=torch.bool, device=dev)
     for _ in range(max_iters):
         active = t > eps
-        if not bool(active.any()):
+        go, bad = torch.stack((active.any(), nonfinite)).tolist()   # one host sync, as before
+        if bad:                       # a NaN/inf error estimate would be rejected and shrunk forever
+            raise NonFiniteStateError("score_fn returned non-finite values (NaN or inf) during adaptive_sde: "
+                                      "the error estimate of a step is not finite")
+        if not go:
             break
         # full-batch draws, so the random stream does not depend on which samples are active
         xi_split, xi_fresh = randn_like(x, generator), randn_like(x, generator)
@@ -78,6 +83,7 @@ def adaptive_sde(sde, score_fn, z: Tensor, steps: int, generator=None, progress:
         x2 = 0.5 * (x1 + xa + hv * b2 + batch_view(g2, xa) * W)
         delta = torch.clamp(rtol * torch.maximum(x1.abs(), x_prev[idx].abs()), min=atol)
         err = ((x1 - x2) / delta).reshape(len(idx), -1).pow(2).mean(1).sqrt().to(torch.float64)
+        nonfinite = ~torch.isfinite(err).all()
         accept = err <= 1.
         if noise_on_reject == "bridge":
             path.commit(idx, accept, pending)

@@ -102,10 +102,9 @@ def langevin_dynamics(score_fn: Callable, x_init: Tensor, step_size: float, n_st
     B = x.shape[0]
     alpha = torch.full((B,), float(step_size), device=x.device, dtype=x.dtype)
     sigma_b = None if sigma is None else torch.full((B,), float(sigma), device=x.device, dtype=x.dtype)
-    nfe = 0
+    counted = CountedScore(score_fn)
     with torch.no_grad():
         for _ in tqdm(range(n_steps), desc="langevin", disable=not progress, leave=False):
-            score = score_fn(x) if sigma_b is None else score_fn(x, sigma_b)
-            nfe += 1
+            score = counted(x) if sigma_b is None else counted(x, sigma_b)
             x, _ = langevin_step(x, score, alpha, randn_like(x, generator))
-    return (x, nfe) if return_nfe else x
+    return (x, counted.nfe) if return_nfe else x

@@ -13,7 +13,8 @@ import torch
 from torchdiffeq import odeint
 
 from sde_lib.base import SDE
-from sde_lib.checks import check_choice, check_generator, check_positive, check_shape, check_tensor
+from sde_lib.checks import (FiniteNormWatch, NonFiniteStateError, check_choice, check_generator, check_positive,
+                            check_shape, check_tensor, raise_if_non_finite)
 from .pc import CountedScore, check_eps, check_score_fn, initial_state
 from .predictors import ReverseDiffusionPredictor
 
@@ -39,6 +40,11 @@ def probability_flow_fn(sde: SDE, score_fn: ScoreFn, batch: int) -> Callable[[Te
 
 def _rms(v: Tensor) -> float:
     return float(v.pow(2).mean().sqrt())
+
+
+def _rms_norm(v: Tensor) -> Tensor:
+    """torchdiffeq's default error norm for a tensor state (RMS), as a tensor."""
+    return v.abs().pow(2).mean().sqrt()
 
 
 def initial_step(fn, t0: float, t1: float, y0: Tensor, f0: Tensor, order: int, rtol: float,
@@ -86,12 +92,21 @@ def solve_probability_flow(sde: SDE, score_fn: ScoreFn, x: Tensor, t0: float, t1
                     return f0
                 first_call[0] = False
                 return fn(t, y)
-            options = {"step_t": ts[1:], "first_step": h}
+            watch = FiniteNormWatch(_rms_norm)           # torchdiffeq's default norm, watched for NaN/inf
+            options = {"step_t": ts[1:], "first_step": h, "norm": watch}
         else:
-            rhs = fn
+            rhs, watch = fn, None
             options = {"grid_constructor": lambda f, y0, t: torch.linspace(
                 float(t[0]), float(t[-1]), steps + 1, device=t.device, dtype=t.dtype)}
-        out = odeint(rhs, x, ts, rtol=rtol, atol=atol, method=solver, options=options)
+        try:
+            try:
+                out = odeint(rhs, x, ts, rtol=rtol, atol=atol, method=solver, options=options)
+            except AssertionError as err:
+                raise_if_non_finite(err, watch)
+                raise
+        except NonFiniteStateError as err:
+            raise NonFiniteStateError(f"score_fn returned non-finite values (NaN or inf) during the "
+                                      f"probability-flow ODE solve from t={t0:g} to t={t1:g}: {err}") from err
     return out[-1], counted.nfe
 
 
@@ -111,7 +126,9 @@ def ode_sample(sde: SDE, score_fn: ScoreFn, shape, method: str = "rk45", rtol: f
 
     ``method``: rk45 (= dopri5), dopri5, bosh3, adaptive_heun (adaptive, rtol/atol) or euler, heun,
     midpoint, rk4 (``steps`` equal steps). ``denoise`` adds one reverse-diffusion mean step at eps
-    (x + G_0^2 score - f_0; one more NFE). Returns (samples, NFE).
+    (x + G_0^2 score - f_0 at ladder index 0; one more NFE). Returns (samples, NFE). A score whose first
+    evaluation is misshapen or non-finite, or an adaptive solve that meets NaN/inf, raises ValueError
+    naming score_fn.
     """
     check_score_fn(score_fn)
     shape = check_shape("shape", shape)
@@ -123,7 +140,8 @@ def ode_sample(sde: SDE, score_fn: ScoreFn, shape, method: str = "rk45", rtol: f
         counted = CountedScore(score_fn)
         pred = ReverseDiffusionPredictor(sde, counted, probability_flow=False)
         with torch.no_grad():
-            x, _ = pred.mean(x, torch.full((x.shape[0],), eps, device=x.device, dtype=x.dtype))
+            # the chain's last level (ladder index 0), whatever floor(eps (N - 1) / T) says
+            x, _ = pred.mean(x, torch.full((x.shape[0],), eps, device=x.device, dtype=x.dtype), index=0)
         nfe += counted.nfe
     return x, nfe
 

@@ -5,13 +5,15 @@ the corrector at t_i and then the predictor from t_i with dt = -(T - eps) / (N -
 """
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
 
 from sde_lib.base import SDE
-from sde_lib.checks import check_choice, check_generator, check_positive, check_shape, check_tensor
+from sde_lib.checks import (check_choice, check_generator, check_positive, check_score_output, check_shape,
+                            check_tensor)
 from .correctors import CORRECTORS
 from .predictors import PREDICTORS
 
@@ -20,15 +22,26 @@ ScoreFn = Callable[[Tensor, Tensor], Tensor]
 
 
 class CountedScore:
-    """Wraps a score function and counts its calls in ``nfe``: one call on a batch counts once."""
+    """Wraps a score function and counts its calls in ``nfe``: one call on a batch counts once.
+
+    The FIRST call's output is checked (``sde_lib.checks.check_score_output``): a tensor shaped exactly
+    like x (a [B, 1] score for [B, 2] data would otherwise broadcast silently) holding only finite
+    values, else ``ValueError`` naming score_fn. Later calls are passed through unchecked, so the check
+    costs one host synchronisation per sampler call, not one per step. Every sampler (PC, ODE,
+    annealed Langevin, controllable generation, the fast solvers) counts through this class.
+    Extra positional arguments are passed on (``langevin_dynamics`` calls ``score_fn(x)``).
+    """
 
     def __init__(self, score_fn: ScoreFn):
         self.score_fn = score_fn
         self.nfe = 0
 
-    def __call__(self, x: Tensor, t: Tensor) -> Tensor:
+    def __call__(self, x: Tensor, *args) -> Tensor:
         self.nfe += 1
-        return self.score_fn(x, t)
+        out = self.score_fn(x, *args)
+        if self.nfe == 1:
+            check_score_output(out, x, "score_fn")
+        return out
 
 
 def check_score_fn(score_fn) -> None:
@@ -64,14 +77,19 @@ def pc_sample(sde: SDE, score_fn: ScoreFn, shape, predictor: str = "reverse_diff
               generator: torch.Generator | None = None, device="cpu", dtype: torch.dtype = torch.float32,
               z: Tensor | None = None, corrector_kwargs: dict | None = None,
               project: Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]] | None = None,
-              progress: bool = False) -> tuple[Tensor, int]:
+              progress: bool = False, predictor_kwargs: dict | None = None) -> tuple[Tensor, int]:
     """Predictor-corrector sampler. Returns (samples [shape], NFE = counted score_fn calls).
 
-    x_T ~ prior (or ``z``); for t in linspace(T, eps, sde.N): x = corrector(x, t); x = predictor(x, t),
-    the predictor stepping dt = -(T - eps) / (N - 1). ``denoise`` returns the last predictor step's
-    noise-free mean x_mean (with predictor "none" this is x itself, as in the score SDE code).
+    x_T ~ prior (or ``z``); for step k = 0..N-1 at t_k in linspace(T, eps, sde.N): x = corrector(x, t_k);
+    x = predictor(x, t_k), the predictor stepping dt = -(T - eps) / (N - 1). Both receive the step's
+    ladder index i = N - 1 - k (``index=``), so the discrete chains (DDPM / SMLD steps, the langevin
+    corrector's alpha_i) visit every level once: floor(t_k (N - 1) / T) would be off by one once
+    eps (N - 1) / T >= 1. ``denoise`` returns the last predictor step's noise-free mean x_mean (with
+    predictor "none" this is x itself, as in the score SDE code).
     ``corrector_kwargs`` go to the corrector class (``{"step_lr": 2e-5}`` for "ald",
-    ``{"step_norm": "batch"}`` for "langevin"). ``project(x, x_mean, t) -> (x, x_mean)``, if given,
+    ``{"step_norm": "sample"}`` for "langevin", whose default is the published batch-mean rule);
+    ``predictor_kwargs`` to the predictor class (``{"variance": "fixed_small"}`` for
+    "ancestral_sampling"). ``project(x, x_mean, t) -> (x, x_mean)``, if given,
     runs after every corrector and predictor update that runs (not after a "none" one; used for
     inpainting). ``z`` (the starting points at T) replaces the prior draw and fixes device and dtype.
     NFE = N * (n_steps [corrector] + 1 [predictor]), without the terms of a "none" corrector/predictor.
@@ -91,22 +109,52 @@ def pc_sample(sde: SDE, score_fn: ScoreFn, shape, predictor: str = "reverse_diff
     N = sde.N
     counted = CountedScore(score_fn)
     dt = -(sde.T - eps) / (N - 1) if N > 1 else -(sde.T - eps)
-    pred = PREDICTORS[predictor](sde, counted, probability_flow, dt=dt)
-    corr = CORRECTORS[corrector](sde, counted, snr, n_steps, eps=eps, **(corrector_kwargs or {}))
+    pred = build_from_registry("predictor", predictor, PREDICTORS, predictor_kwargs, {"sde", "score_fn",
+                               "probability_flow", "dt"}, sde, counted, probability_flow, dt=dt)
+    corr = build_from_registry("corrector", corrector, CORRECTORS, corrector_kwargs, {"sde", "score_fn", "snr",
+                               "n_steps", "eps"}, sde, counted, snr, n_steps, eps=eps)
+    pred_update, corr_update = _with_index(pred.update), _with_index(corr.update)
     timesteps = time_grid(sde, eps, N, device=x.device, dtype=x.dtype)
+    ladder = torch.arange(N - 1, -1, -1, device=x.device)             # step k -> ladder index N - 1 - k
     B = x.shape[0]
     x_mean = x
     with torch.no_grad():
-        for t in tqdm(timesteps, desc="pc_sample", disable=not progress, leave=False):
+        for k, t in enumerate(tqdm(timesteps, desc="pc_sample", disable=not progress, leave=False)):
             vec_t = t.expand(B)
+            index = ladder[k].expand(B)
             if not corr.identity:
-                x, x_mean = corr.update(x, vec_t, generator)
+                x, x_mean = corr_update(x, vec_t, generator, index)
                 if project is not None:
                     x, x_mean = project(x, x_mean, vec_t)
             if pred.identity:
                 x_mean = x
             else:
-                x, x_mean = pred.update(x, vec_t, generator)
+                x, x_mean = pred_update(x, vec_t, generator, index)
                 if project is not None:
                     x, x_mean = project(x, x_mean, vec_t)
     return (x_mean if denoise else x), counted.nfe
+
+
+def build_from_registry(kind: str, name: str, registry: dict, kwargs: dict | None, fixed: set, *args, **kw):
+    """``registry[name](*args, **kw, **kwargs)``; every key of ``kwargs`` (the user's ``{kind}_kwargs``)
+    must be a keyword of that class that the sampler does not set itself (else ValueError)."""
+    cls = registry[name]
+    if kwargs is None:
+        kwargs = {}
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"{kind}_kwargs must be a dict of keyword arguments or None, got {type(kwargs).__name__}")
+    params = inspect.signature(cls.__init__).parameters
+    if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        allowed = sorted(k for k, p in params.items() if k != "self" and k not in fixed
+                         and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        bad = sorted(k for k in kwargs if k not in allowed)
+        if bad:
+            raise ValueError(f"{kind}_kwargs: {kind} {name!r} accepts {allowed}, got unknown {bad}")
+    return cls(*args, **kw, **kwargs)
+
+
+def _with_index(update: Callable) -> Callable:
+    """``update(x, t, generator, index)``, dropping ``index`` for a registered class that predates it."""
+    if "index" in inspect.signature(update).parameters:
+        return lambda x, t, generator, index: update(x, t, generator, index=index)
+    return lambda x, t, generator, index: update(x, t, generator)

@@ -10,6 +10,10 @@ A subclass implements:
   ``ancestral_step`` (default: Gaussian posterior of the chain through the exact marginals),
   ``corrector_alpha`` and the half-log-SNR pair ``log_snr`` / ``t_from_log_snr``.
 
+The discrete-chain methods (``_discretize``, ``ancestral_step``, ``corrector_alpha``,
+``discrete_marginal_coeffs``) take an optional ``index``: the ladder index of the step when the caller
+knows it (``pc_sample`` does), else derived from t by ``timestep_index`` (``ladder_index``).
+
 Public methods validate their inputs and raise ``ValueError`` naming the argument; the underscored
 methods are the unchecked fast paths used inside solvers (which may step slightly past ``T``).
 """
@@ -84,10 +88,14 @@ class SDE(abc.ABC):
         sq = z.reshape(z.shape[0], -1).pow(2).sum(-1)
         return -0.5 * D * math.log(2 * math.pi * s2) - sq / (2 * s2)
 
-    def discretize(self, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-        """One step of the discrete chain at ``t``: x_{i+1} = x_i + f_i + G_i z. Returns f_i, G_i [batch]."""
+    def discretize(self, x: Tensor, t: Tensor, index: Tensor | int | None = None) -> tuple[Tensor, Tensor]:
+        """One step of the discrete chain at ``t``: x_{i+1} = x_i + f_i + G_i z. Returns f_i, G_i [batch].
+
+        ``index``: the ladder index i of the step when the caller knows it (an int or [batch] ints in
+        [0, N-1]); by default it is derived from t (``timestep_index``)."""
         self._check_xt(x, t)
-        return self._discretize(x, t)
+        self._check_index(index, t)
+        return self._discretize(x, t, index=index)
 
     def reverse(self, score_fn: ScoreFn, probability_flow: bool = False) -> "ReverseSDE":
         """The reverse-time SDE ``dx = [f - g^2 score] dt + g dw_bar`` (or the probability-flow ODE
@@ -97,25 +105,67 @@ class SDE(abc.ABC):
         return ReverseSDE(self, score_fn, probability_flow)
 
     # ------------------------------------------------------------------ defaults, overridable
-    def _discretize(self, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-        """Euler-Maruyama discretization with dt = T / N: f_i = f dt, G_i = g sqrt(dt)."""
+    def _discretize(self, x: Tensor, t: Tensor, index: Tensor | int | None = None) -> tuple[Tensor, Tensor]:
+        """Euler-Maruyama discretization with dt = T / N: f_i = f dt, G_i = g sqrt(dt) (no ladder: ``index``
+        is not needed)."""
         dt = self.T / self.N
         drift, diffusion = self._sde(x, t)
         return drift * dt, diffusion * math.sqrt(dt)
 
     def timestep_index(self, t: Tensor) -> Tensor:
-        """Index i of the discrete ladder for time t: floor(t / T * (N - 1)), clamped to [0, N-1]."""
+        """Index i of the discrete ladder for time t: floor(t / T * (N - 1)), clamped to [0, N-1].
+
+        Exact at the ladder times t_i = i T / (N - 1) (training). On the PC grid linspace(T, eps, N) it is
+        off by one once eps (N - 1) / T >= 1, which is why ``pc_sample`` passes each step's index
+        explicitly (``ladder_index``)."""
         i = torch.floor(t / self.T * (self.N - 1) + 1e-4).long()
         return i.clamp(0, self.N - 1)
 
-    def ancestral_step(self, x: Tensor, t: Tensor, score: Tensor) -> tuple[Tensor, Tensor]:
+    def ladder_index(self, t: Tensor, index: Tensor | int | None = None) -> Tensor:
+        """The ladder index a discrete method uses at times t ([batch] long): ``index`` when the caller
+        knows it (an int, or [batch] / [1] ints), else ``timestep_index(t)``. Unchecked."""
+        if index is None:
+            return self.timestep_index(t)
+        if isinstance(index, int):
+            return torch.full(t.shape, index, dtype=torch.long, device=t.device)
+        return index.to(device=t.device, dtype=torch.long).expand(t.shape)
+
+    def _check_index(self, index, t: Tensor, name: str = "index") -> None:
+        if index is None:
+            return
+        if isinstance(index, bool) or not isinstance(index, (int, torch.Tensor)) or (
+                isinstance(index, torch.Tensor) and (torch.is_floating_point(index) or index.dim() > 1
+                                                     or index.numel() not in (1, t.shape[0]))):
+            raise ValueError(f"{name} must be an int or a [batch] integer tensor of ladder indices, got {index!r}")
+        lo, hi = (index, index) if isinstance(index, int) else (int(index.min()), int(index.max()))
+        if lo < 0 or hi > self.N - 1:
+            raise ValueError(f"{name} must lie in [0, N - 1] = [0, {self.N - 1}], got values in [{lo}, {hi}]")
+
+    #: ancestral-sampling variances: "fixed_large" (the forward step's variance, DDPM's beta_i) or
+    #: "fixed_small" (the posterior variance of q(x_{i-1} | x_i, x_0), DDPM's beta~_i)
+    ANCESTRAL_VARIANCES = ("fixed_large", "fixed_small")
+    #: the variance ``ancestral_step`` uses when none is asked for (the published choice per SDE)
+    default_ancestral_variance = "fixed_small"
+
+    def _ancestral_variance(self, variance: str | None, default: str | None = None) -> str:
+        if variance is None:
+            return default or self.default_ancestral_variance
+        if variance not in self.ANCESTRAL_VARIANCES:
+            raise ValueError(f"variance must be one of {list(self.ANCESTRAL_VARIANCES)} or None (the default "
+                             f"{self.default_ancestral_variance!r} of {type(self).__name__}), got {variance!r}")
+        return variance
+
+    def ancestral_step(self, x: Tensor, t: Tensor, score: Tensor, index: Tensor | int | None = None,
+                       variance: str | None = None) -> tuple[Tensor, Tensor]:
         """One ancestral-sampling step from t to t - T/N given the score at (x, t).
 
         Generic form through the exact marginals (m, s) at t and at t' = t - T/N: the forward
         transition is x_t = a x_t' + b z with a = m_t/m_t', b^2 = s_t^2 - a^2 s_t'^2; the step draws
         from q(x_t' | x_t, x0_hat), x0_hat = (x + s_t^2 score) / m_t (Tweedie). Returns
-        (mean, std [batch]).
+        (mean, std [batch]) with std^2 = b^2 s_t'^2 / s_t^2 ("fixed_small", the posterior, default) or
+        b^2 ("fixed_large"). ``index`` is not needed (no ladder).
         """
+        variance = self._ancestral_variance(variance, SDE.default_ancestral_variance)   # the generic form's own
         t_prev = (t - self.T / self.N).clamp(min=0)
         m, s = self.marginal_coeffs(t)
         m_p, s_p = self.marginal_coeffs(t_prev)
@@ -125,11 +175,12 @@ class SDE(abc.ABC):
         coef_x = a * s_p ** 2 / s ** 2
         coef_0 = m_p * b2 / s ** 2
         mean = batch_view(coef_x, x) * x + batch_view(coef_0, x) * x0_hat
-        std = torch.sqrt(b2 * s_p ** 2 / s ** 2)
+        std = torch.sqrt(b2 * s_p ** 2 / s ** 2 if variance == "fixed_small" else b2)
         return mean, std
 
-    def corrector_alpha(self, t: Tensor) -> Tensor:
-        """Scale of the Langevin corrector step at t ([batch]); 1 unless the discrete chain says otherwise."""
+    def corrector_alpha(self, t: Tensor, index: Tensor | int | None = None) -> Tensor:
+        """Scale of the Langevin corrector step at t ([batch]); 1 unless the discrete chain says otherwise
+        (``index``: the ladder index when the caller knows it)."""
         return torch.ones_like(t)
 
     def log_snr(self, t: Tensor) -> Tensor:
@@ -154,8 +205,9 @@ class SDE(abc.ABC):
     #: what a score network outputs for this SDE: "score" (VE) or "noise" (VP, sub-VP: eps-prediction)
     score_parameterization: str = "noise"
 
-    def discrete_marginal_coeffs(self, t: Tensor) -> tuple[Tensor, Tensor]:
-        """(m_i, s_i) of the discrete chain at the ladder index of t (default: the continuous marginal)."""
+    def discrete_marginal_coeffs(self, t: Tensor, index: Tensor | int | None = None) -> tuple[Tensor, Tensor]:
+        """(m_i, s_i) of the discrete chain at the ladder index of t, or at ``index`` (default: the
+        continuous marginal)."""
         return self.marginal_coeffs(t)
 
     def model_label_scale(self, continuous: bool = True) -> float:
@@ -224,8 +276,8 @@ class ReverseSDE(SDE):
         drift, diffusion = self.forward._sde(x, t)
         return self._apply_score(x, t, drift, diffusion)
 
-    def _discretize(self, x, t):
-        f, G = self.forward._discretize(x, t)
+    def _discretize(self, x, t, index=None):
+        f, G = self.forward._discretize(x, t, index=index)
         return self._apply_score(x, t, f, G)
 
     def _apply_score(self, x, t, drift, diffusion):

@@ -117,3 +117,60 @@ def rand(shape: Sequence[int], generator: torch.Generator | None = None, device=
     """``torch.rand`` (uniform on [0, 1)) honouring a generator on another device."""
     gdev = generator.device if generator is not None else torch.device(device)
     return torch.rand(tuple(shape), generator=generator, device=gdev, dtype=dtype).to(device)
+
+
+# ---------------------------------------------------------------------------- score functions and solvers
+class NonFiniteStateError(ValueError):
+    """A solver met NaN or inf in its state or right-hand side (its error estimate is not finite).
+
+    Raised by the adaptive solvers at the first non-finite error estimate instead of shrinking the
+    step forever; the samplers and the likelihood re-raise it naming ``score_fn``."""
+
+
+def check_score_output(score, x: Tensor, name: str = "score_fn") -> Tensor:
+    """The first evaluation of a score function: a floating tensor shaped exactly like ``x`` (no
+    broadcasting) and finite. One host synchronisation (the finiteness test; skipped on the meta
+    device, which holds no values): call it once per solve, not per step."""
+    if not isinstance(score, torch.Tensor):
+        raise ValueError(f"{name} must return a torch.Tensor shaped like x {tuple(x.shape)}, "
+                         f"got {type(score).__name__}")
+    if tuple(score.shape) != tuple(x.shape):
+        raise ValueError(f"{name} must return a tensor shaped exactly like x {tuple(x.shape)} (it is not "
+                         f"broadcast), got shape {tuple(score.shape)}")
+    if not torch.is_floating_point(score):
+        raise ValueError(f"{name} must return a floating-point tensor, got dtype {score.dtype}")
+    if score.device.type != "meta" and not bool(torch.isfinite(score).all()):
+        raise ValueError(f"{name} returned non-finite values (NaN or inf) at its first evaluation "
+                         f"(x of shape {tuple(x.shape)}); check the model (its weights) or the score's formula")
+    return score
+
+
+class FiniteNormWatch:
+    """Wraps a solver's error norm ``norm(e) -> 0-d tensor`` and remembers, on the device and without a
+    host synchronisation, whether it ever returned a non-finite value (``seen()`` synchronises once).
+
+    For solvers such as torchdiffeq's that stop on their own (with an ``AssertionError``) once the
+    state or the step size is not finite: the caller turns that stop into a ``NonFiniteStateError``."""
+
+    def __init__(self, norm):
+        self.norm = norm
+        self.bad: Tensor | None = None
+
+    def __call__(self, e: Tensor) -> Tensor:
+        r = self.norm(e)
+        bad = ~torch.isfinite(r)
+        self.bad = bad if self.bad is None else self.bad | bad
+        return r
+
+    def seen(self) -> bool:
+        return self.bad is not None and bool(self.bad)
+
+
+def raise_if_non_finite(err: AssertionError, watch: FiniteNormWatch | None) -> None:
+    """Turn torchdiffeq's own stop (an ``AssertionError``: 'non-finite values in state', or 'underflow in
+    dt' after a NaN error ratio) into ``NonFiniteStateError`` when the state or the error norm was not
+    finite; returns for any other assertion (the caller re-raises it)."""
+    msg = str(err)
+    if "non-finite" in msg or (watch is not None and watch.seen()):
+        raise NonFiniteStateError(f"torchdiffeq stopped at a non-finite error estimate or state "
+                                  f"({msg[:120]})") from err

@@ -50,29 +50,31 @@ class VESDE(SDE):
     def marginal_coeffs(self, t):
         return torch.ones_like(t), self.sigma(t)
 
-    def _adjacent_sigmas(self, t):
+    def _adjacent_sigmas(self, t, index=None):
         sigmas = self._buffer("discrete_sigmas", t)
-        i = self.timestep_index(t)
+        i = self.ladder_index(t, index)
         sigma = sigmas[i]
         prev = torch.where(i == 0, torch.zeros_like(sigma), sigmas[(i - 1).clamp(min=0)])
         return sigma, prev
 
-    def _discretize(self, x, t):
+    def _discretize(self, x, t, index=None):
         """SMLD chain: x_i = x_{i-1} + sqrt(sigma_i^2 - sigma_{i-1}^2) z (sigma_{-1} = 0)."""
-        sigma, prev = self._adjacent_sigmas(t)
+        sigma, prev = self._adjacent_sigmas(t, index)
         return torch.zeros_like(x), torch.sqrt(sigma ** 2 - prev ** 2)
 
-    def ancestral_step(self, x, t, score):
-        """SMLD ancestral step: mean x + (s_i^2 - s_{i-1}^2) score, std sqrt(s_{i-1}^2 (s_i^2 - s_{i-1}^2) / s_i^2)."""
-        sigma, prev = self._adjacent_sigmas(t)
+    def ancestral_step(self, x, t, score, index=None, variance=None):
+        """SMLD ancestral step: mean x + (s_i^2 - s_{i-1}^2) score, std sqrt(s_{i-1}^2 (s_i^2 - s_{i-1}^2) / s_i^2)
+        (the posterior, "fixed_small": the score SDE code's default) or sqrt(s_i^2 - s_{i-1}^2) ("fixed_large")."""
+        variance = self._ancestral_variance(variance)
+        sigma, prev = self._adjacent_sigmas(t, index)
         diff = sigma ** 2 - prev ** 2
         mean = x + batch_view(diff, x) * score
-        std = torch.sqrt(prev ** 2 * diff / sigma ** 2)
+        std = torch.sqrt(prev ** 2 * diff / sigma ** 2 if variance == "fixed_small" else diff)
         return mean, std
 
-    def discrete_marginal_coeffs(self, t):
+    def discrete_marginal_coeffs(self, t, index=None):
         """(1, sigma_i) on the NCSN ladder."""
-        sigma, _ = self._adjacent_sigmas(t)
+        sigma, _ = self._adjacent_sigmas(t, index)
         return torch.ones_like(sigma), sigma
 
     def model_label(self, t, continuous=True):

@@ -24,14 +24,14 @@ class _LinearBetaSDE(SDE):
         check_positive("beta_max", beta_max)
         if beta_max < beta_min:
             raise ValueError(f"beta_max must be >= beta_min, got beta_min={beta_min}, beta_max={beta_max}")
-        if beta_max / N >= 1.:
-            raise ValueError(f"N must exceed beta_max (the DDPM ladder needs beta_max / N < 1), "
-                             f"got N={N}, beta_max={beta_max}")
         self.beta_0 = float(beta_min)
         self.beta_1 = float(beta_max)
+        # The continuous SDE is valid for every N; the DDPM ladder only when every beta_i < 1 (N > beta_max).
+        # Its steps (VPSDE's discrete methods) check ``_check_chain``; nothing else depends on it.
         self.discrete_betas = torch.linspace(self.beta_0 / N, self.beta_1 / N, N, dtype=torch.float64)
         self.alphas = 1. - self.discrete_betas
         self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
+        self._max_discrete_beta = float(self.discrete_betas.max())
 
     @property
     def T(self) -> float:
@@ -75,27 +75,55 @@ class VPSDE(_LinearBetaSDE):
         lmc = self.log_mean_coeff(t)
         return torch.exp(lmc), torch.sqrt(-torch.expm1(2. * lmc))
 
-    def _discretize(self, x, t):
+    #: DDPM / score SDE code default: sigma_i^2 = beta_i
+    default_ancestral_variance = "fixed_large"
+
+    @property
+    def posterior_variances(self) -> torch.Tensor:
+        """beta~_i = beta_i (1 - alphabar_{i-1}) / (1 - alphabar_i), alphabar_{-1} = 1 (so beta~_0 = 0)."""
+        if "_posterior_variances" not in self.__dict__:
+            prev = torch.cat([torch.ones(1, dtype=torch.float64), self.alphas_cumprod[:-1]])
+            self._posterior_variances = self.discrete_betas * (1. - prev) / (1. - self.alphas_cumprod)
+        return self._posterior_variances
+
+    def _check_chain(self, what: str) -> None:
+        """The DDPM chain needs every beta_i < 1; a Python-side test (no host sync)."""
+        if self._max_discrete_beta >= 1.:
+            raise ValueError(f"N={self.N} is too small for {what}: the DDPM chain needs every beta_i < 1, but "
+                             f"beta_max / N = {self._max_discrete_beta:.4g} (use N > beta_max = {self.beta_1:g}); "
+                             f"the continuous SDE is fine with N={self.N}: use the euler_maruyama predictor with "
+                             f"corrector 'none' or 'ald', or the probability-flow ODE")
+
+    def _discretize(self, x, t, index=None):
         """DDPM chain: x_i = sqrt(1 - beta_i) x_{i-1} + sqrt(beta_i) z, i.e. f = sqrt(1-beta_i) x - x."""
-        i = self.timestep_index(t)
+        self._check_chain("the DDPM chain step (reverse_diffusion, discretize)")
+        i = self.ladder_index(t, index)
         beta = self._buffer("discrete_betas", t)[i]
         alpha = self._buffer("alphas", t)[i]
         return batch_view(torch.sqrt(alpha), x) * x - x, torch.sqrt(beta)
 
-    def ancestral_step(self, x, t, score):
-        """DDPM ancestral step: mean (x + beta_i score) / sqrt(1 - beta_i), std sqrt(beta_i)."""
-        i = self.timestep_index(t)
+    def ancestral_step(self, x, t, score, index=None, variance=None):
+        """DDPM ancestral step: mean (x + beta_i score) / sqrt(1 - beta_i) (the posterior mean given the
+        Tweedie x0), std sqrt(beta_i) ("fixed_large", default) or sqrt(beta~_i) ("fixed_small", the
+        posterior variance beta_i (1 - alphabar_{i-1}) / (1 - alphabar_i); 0 at i = 0)."""
+        variance = self._ancestral_variance(variance)
+        self._check_chain("DDPM ancestral sampling")
+        i = self.ladder_index(t, index)
         beta = self._buffer("discrete_betas", t)[i]
         mean = (x + batch_view(beta, x) * score) / batch_view(torch.sqrt(1. - beta), x)
-        return mean, torch.sqrt(beta)
+        var = beta if variance == "fixed_large" else self._buffer("posterior_variances", t)[i]
+        return mean, torch.sqrt(var)
 
-    def discrete_marginal_coeffs(self, t):
+    def discrete_marginal_coeffs(self, t, index=None):
         """(sqrt(alphabar_i), sqrt(1 - alphabar_i)) of the DDPM chain."""
-        abar = self._buffer("alphas_cumprod", t)[self.timestep_index(t)]
+        self._check_chain("the DDPM chain's marginals (discrete training, continuous=False)")
+        abar = self._buffer("alphas_cumprod", t)[self.ladder_index(t, index)]
         return torch.sqrt(abar), torch.sqrt(1. - abar)
 
-    def corrector_alpha(self, t):
-        return self._buffer("alphas", t)[self.timestep_index(t)]
+    def corrector_alpha(self, t, index=None):
+        """alpha_i = 1 - beta_i of the DDPM chain (the score SDE code's langevin corrector scale)."""
+        self._check_chain("the langevin corrector's scale alpha_i = 1 - beta_i")
+        return self._buffer("alphas", t)[self.ladder_index(t, index)]
 
     def log_snr(self, t):
         lmc = self.log_mean_coeff(t)

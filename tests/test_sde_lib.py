@@ -300,8 +300,9 @@ def test_validation_errors_name_the_argument():
         VPSDE(beta_min=-1.)
     with pytest.raises(ValueError, match="N"):
         subVPSDE(N=0)
-    with pytest.raises(ValueError, match="N must exceed beta_max"):
-        VPSDE(beta_max=20., N=10)
+    # N <= beta_max: a valid continuous SDE (issue 10, item 10); only the DDPM chain's steps are refused
+    with pytest.raises(ValueError, match="N=10 is too small"):
+        VPSDE(beta_max=20., N=10).discretize(x, torch.tensor([0.1, 0.2, 0.3]))
     with pytest.raises(ValueError, match="score_fn"):
         sde.reverse(None)
 
