@@ -24,6 +24,7 @@ setup(
         "matplotlib",
         "scikit-learn",
         "tensorboard",
+        "safetensors",
     ],
     extras_require={"test": ["pytest>=7", "pytest-xdist>=3"], "bench": ["diffusers"]},
 )

@@ -14,11 +14,12 @@ import torch
 import configs
 import models
 from models.importers import ALLOWED_GLOBALS, import_checkpoint
+from fixture_paths import shared
 from sde_lib import get_sde
 
 torch.set_num_threads(1)
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = os.path.join(HERE, "..", "..", "shared", "fixtures", "score_sde_pytorch")
+SHARED = shared("score_sde_pytorch")
 LOCAL = os.path.join(HERE, "data", "score_sde_original")
 FIXTURES = [(SHARED, n) for n in ("ncsnpp_skip", "ncsnpp_residual", "ddpmpp")] + \
            [(LOCAL, n) for n in ("ddpm_vp_discrete", "ncsnpp_ve_discrete")]
