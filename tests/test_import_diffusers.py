@@ -124,3 +124,24 @@ def test_hub_layouts_are_the_released_networks(hub, name):
     with torch.device("meta"):
         a, b = models.get_model(from_hub), models.get_model(released)
     assert [(k, v.shape) for k, v in a.state_dict().items()] == [(k, v.shape) for k, v in b.state_dict().items()]
+
+
+def test_legacy_attention_names_load(tmp_path):
+    """Older Hub folders name the attention projections query / key / value / proj_attn."""
+    from safetensors.torch import load_file, save_file
+    path = folder("ncsnpp_skip_attn128")
+    legacy = tmp_path / "legacy"
+    shutil.copytree(path, legacy)
+    file = legacy / "unet" / "diffusion_pytorch_model.safetensors"
+    names = {"to_q": "query", "to_k": "key", "to_v": "value", "to_out.0": "proj_attn"}
+    sd = load_file(str(file))
+    renamed = {}
+    for k, v in sd.items():
+        for new, old in names.items():
+            k = k.replace(f".{new}.", f".{old}.")
+        renamed[k] = v
+    assert any(".query." in k for k in renamed)
+    save_file(renamed, str(file))
+    config = configs.from_diffusers(*read_configs(path))
+    a, b = import_checkpoint(str(legacy), config), import_checkpoint(path, config)
+    assert all(torch.equal(a["ema"][k], b["ema"][k]) for k in b["ema"])

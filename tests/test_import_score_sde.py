@@ -182,3 +182,18 @@ def test_import_does_not_touch_the_file_and_returns_complete_dicts(tmp_path):
     assert path.read_bytes() == before
     expected = models.get_model(config).state_dict()
     assert list(out["model"]) == list(expected) == list(out["ema"])
+
+
+@pytest.mark.parametrize("name", ["ddpmpp"])     # (a VE one takes 45 s with random weights)
+def test_bits_per_dim_of_an_imported_model_is_finite(name):
+    from likelihood import bits_per_dim
+    folder, config, io = fixture(SHARED, name)
+    out = import_checkpoint(os.path.join(folder, "checkpoint.pth"), config)
+    model = models.get_model(config).eval()
+    model.load_state_dict(out["ema"])
+    score_fn = models.get_score_fn(get_sde(config), model, continuous=config.training.continuous)
+    lo = -1. if config.data.centered else 0.
+    x = (torch.rand(2, *config.data.shape, generator=torch.Generator().manual_seed(0)) * (1 - lo) + lo)
+    bpd = bits_per_dim(get_sde(config), score_fn, x, data_range=(lo, 1.), rtol=1e-3, atol=1e-3,
+                       generator=torch.Generator().manual_seed(1))
+    assert bpd.shape == (2,) and bool(torch.isfinite(bpd).all())
