@@ -1,122 +1,137 @@
-"""NCSNv2-style score network (Song & Ermon 2020): an unconditional RefineNet-lite, divided by sigma.
+"""NCSNv2 score networks (Song & Ermon 2020): NCSNv2, NCSNv2Deeper and NCSNv2Deepest of
+ermongroup/ncsnv2 (``models/ncsnv2.py``), computing the original function with its parameter names.
 
-    s_theta(x, sigma) = f_theta(x) / sigma                (Technique 3: no noise embedding at all)
+    s_theta(x, i) = f_theta(h) / sigma_i,   h = 2x - 1 (data in [0, 1]) or h = x (config.data.centered)
 
-f_theta: conv3x3 -> stages of pre-activation residual blocks (GroupNorm, ELU; stage 1 halves the
-resolution, later stages use dilation 2, 4, ... instead, as NCSNv2 does on CIFAR-10) -> RefineNet
-refinement from the deepest stage up (residual conv units, multi-resolution fusion by bilinear
-upsampling and summation, chained residual pooling) -> GroupNorm, ELU, conv3x3. Stage i has
-nf * ch_mult[i] channels and num_res_blocks blocks. ``cond`` must be the noise level sigma (VE SDE).
+(Technique 3: no noise embedding; sigma_i = spec.sigma(cond), the ladder level of index i with
+0 = sigma_max for a discrete VE SDE, or cond itself for a continuous one.) f_theta: begin_conv ->
+stages ``res*`` of two pre-activation residual blocks (:mod:`models.ncsnv2_layers`) -> RefineNet
+blocks ``refine*`` from the deepest stage up -> normalizer -> act -> end_conv. Stage layouts (channel
+multiples of ngf = config.model.nf; 'down' = 2x2 ConvMeanPool; 'dil d' = dilated convs, same size):
+
+    ncsnv2          res1 1 | res2 2 down | res3 2 dil 2 | res4 2 dil 4                       (32, 64 px)
+    ncsnv2_deeper   res1 1 | res2 2 down | res3 2 down | res4 4 dil 2 | res5 4 dil 4          (LSUN 128 px)
+    ncsnv2_deepest  res1 1 | res2 2 down | res3 2 down | res31 2 down | res4 4 dil 2 | res5 4 dil 4 (FFHQ)
+
+The original's ``adjust_padding`` for 28x28 images sits on a dilated block, where it has no effect,
+so it needs no counterpart. State dicts equal the original's minus its ``sigmas`` buffer (the ladder
+comes from the SDE) and the DataParallel prefix 'module.'. score_sde_pytorch's names of its port
+(``ncsnv2_64``, ``ncsnv2_128``, ``ncsnv2_256``) are aliases.
 """
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import registry as R
 from .conditioning import NoiseConditioning
-from .layers import check_inputs, conv, group_norm
+from .layers import check_inputs
+from .ncsnv2_layers import ACTIVATIONS, NORMALIZATIONS, RefineBlock, ResidualBlock
 
 Tensor = torch.Tensor
 
+# stage: (name, in mult, out mult, down, dilation); refine: (name, [input mults], out mult)
+# listed in the original's construction order (so that a seed gives the original's initial weights);
+# refine blocks run in REFINE_RUN order, each fusing one stage (deepest first) with the previous output
+LAYOUTS: dict[str, dict] = {
+    "ncsnv2": dict(
+        stages=[("res1", 1, 1, False, None), ("res2", 1, 2, True, None), ("res3", 2, 2, True, 2),
+                ("res4", 2, 2, True, 4)],
+        refines=[("refine1", [2], 2), ("refine2", [2, 2], 2), ("refine3", [2, 2], 1), ("refine4", [1, 1], 1)],
+        run=["refine1", "refine2", "refine3", "refine4"]),
+    "ncsnv2_deeper": dict(
+        stages=[("res1", 1, 1, False, None), ("res2", 1, 2, True, None), ("res3", 2, 2, True, None),
+                ("res4", 2, 4, True, 2), ("res5", 4, 4, True, 4)],
+        refines=[("refine1", [4], 4), ("refine2", [4, 4], 2), ("refine3", [2, 2], 2), ("refine4", [2, 2], 1),
+                 ("refine5", [1, 1], 1)],
+        run=["refine1", "refine2", "refine3", "refine4", "refine5"]),
+    "ncsnv2_deepest": dict(
+        stages=[("res1", 1, 1, False, None), ("res2", 1, 2, True, None), ("res3", 2, 2, True, None),
+                ("res31", 2, 2, True, None), ("res4", 2, 4, True, 2), ("res5", 4, 4, True, 4)],
+        refines=[("refine1", [4], 4), ("refine2", [4, 4], 2), ("refine3", [2, 2], 2), ("refine31", [2, 2], 2),
+                 ("refine4", [2, 2], 1), ("refine5", [1, 1], 1)],
+        run=["refine1", "refine2", "refine31", "refine3", "refine4", "refine5"]),
+}
+ALIASES = {"ncsnv2_64": "ncsnv2", "ncsnv2_128": "ncsnv2_deeper", "ncsnv2_256": "ncsnv2_deepest"}
 
-class ResBlockV2(nn.Module):
-    """out = skip(x) + conv(ELU(GN(conv(ELU(GN(x)))))), 2x2 mean-pooled on both paths when ``down``."""
 
-    def __init__(self, in_ch: int, out_ch: int, down: bool = False, dilation: int = 1):
-        super().__init__()
-        self.norm0, self.conv0 = group_norm(in_ch), conv(in_ch, out_ch, dilation=dilation)
-        self.norm1, self.conv1 = group_norm(out_ch), conv(out_ch, out_ch, dilation=dilation)
-        self.skip = conv(in_ch, out_ch, kernel=1) if (in_ch != out_ch or down) else nn.Identity()
-        self.down = down
-
-    def forward(self, x: Tensor) -> Tensor:
-        h = self.conv1(F.elu(self.norm1(self.conv0(F.elu(self.norm0(x))))))
-        if self.down:
-            h, x = F.avg_pool2d(h, 2), F.avg_pool2d(x, 2)
-        return self.skip(x) + h
-
-
-class RefineBlock(nn.Module):
-    """RefineNet block: per input a residual conv unit + conv to ``out_ch``; bilinear upsampling to the
-    first (largest) input's size and summation; chained residual pooling (x <- x + conv(avgpool5(path)),
-    twice); an output residual unit (two at the end of the network)."""
-
-    def __init__(self, in_chs: list[int], out_ch: int, end: bool = False, n_pool: int = 2):
-        super().__init__()
-        self.adapt = nn.ModuleList(nn.Sequential(ResBlockV2(c, c), conv(c, out_ch)) for c in in_chs)
-        self.pool_convs = nn.ModuleList(conv(out_ch, out_ch) for _ in range(n_pool))
-        self.out = nn.Sequential(*[ResBlockV2(out_ch, out_ch) for _ in range(2 if end else 1)])
-
-    def forward(self, xs: list[Tensor]) -> Tensor:
-        size = xs[0].shape[-2:]
-        h = 0.
-        for adapt, x in zip(self.adapt, xs):
-            y = adapt(x)
-            h = h + (y if y.shape[-2:] == size else F.interpolate(y, size=size, mode="bilinear",
-                                                                  align_corners=True))
-        h = F.elu(h)
-        path = h
-        for conv_ in self.pool_convs:
-            path = conv_(F.avg_pool2d(path, 5, stride=1, padding=2, count_include_pad=False))
-            h = h + path
-        return self.out(h)
+def downsampling(layout: str) -> int:
+    """The factor by which ``layout`` halves H and W (they must be divisible by it)."""
+    return 2 ** sum(1 for _, _, _, down, dil in LAYOUTS[layout]["stages"] if down and dil is None)
 
 
 class NCSNv2(nn.Module):
-    """f_theta(x) / sigma on x [B, C, H, W] with cond = sigma [B]."""
+    """f_theta(h) / sigma on x [B, C, H, W] with cond [B] (module docstring); ``layout`` one of LAYOUTS."""
 
-    def __init__(self, data_shape: tuple[int, int, int], spec: NoiseConditioning, *, nf: int = 128,
-                 ch_mult=(1, 2, 2, 2), num_res_blocks: int = 2, init_scale: float = 0.):
+    def __init__(self, data_shape: tuple[int, int, int], spec: NoiseConditioning, *, layout: str = "ncsnv2",
+                 ngf: int = 128, normalization: str = "InstanceNorm++", nonlinearity: str = "elu",
+                 centered: bool = False, num_classes: int = 1):
         super().__init__()
         C, _, _ = data_shape
-        self.data_shape = tuple(data_shape)
-        self.noise_conditioning = spec
-        chs = [nf * m for m in ch_mult]
-        self.conv_in = conv(C, nf)
-        self.stages = nn.ModuleList()
-        prev = nf
-        for i, ch in enumerate(chs):
-            dilation = 2 ** (i - 1) if i >= 2 else 1
-            blocks = [ResBlockV2(prev, ch, down=(i == 1), dilation=dilation)]
-            blocks += [ResBlockV2(ch, ch, dilation=dilation) for _ in range(num_res_blocks - 1)]
-            self.stages.append(nn.Sequential(*blocks))
-            prev = ch
-        # refine[i] fuses stage i with refine[i+1]; outputs the channel count of stage i-1
-        self.refine = nn.ModuleList(
-            RefineBlock([chs[i]] + ([chs[i]] if i < len(chs) - 1 else []), chs[max(i - 1, 0)],
-                        end=(i == 0))
-            for i in range(len(chs)))
-        self.norm_out = group_norm(chs[0])
-        self.conv_out = conv(chs[0], C, init_scale=init_scale)
+        self.data_shape, self.noise_conditioning = tuple(data_shape), spec
+        self.layout, self.centered = layout, bool(centered)
+        self.act = act = ACTIVATIONS[nonlinearity]
+        norm = NORMALIZATIONS[normalization]
+        spec_ = LAYOUTS[layout]
+        self.begin_conv = nn.Conv2d(C, ngf, 3, padding=1)
+        self.normalizer = norm(ngf, num_classes)   # the original's second argument (see ncsnv2_layers)
+        self.end_conv = nn.Conv2d(ngf, C, 3, padding=1)
+        self.stage_names = []
+        for name, m_in, m_out, down, dil in spec_["stages"]:
+            self.add_module(name, nn.ModuleList([
+                ResidualBlock(m_in * ngf, m_out * ngf, act, norm, down=down, dilation=dil),
+                ResidualBlock(m_out * ngf, m_out * ngf, act, norm, down=False, dilation=dil)]))
+            self.stage_names.append(name)
+        for name, ins, out in spec_["refines"]:
+            self.add_module(name, RefineBlock([m * ngf for m in ins], out * ngf, act, start=(len(ins) == 1),
+                                              end=(name == spec_["run"][-1])))
+        self.refine_run = list(spec_["run"])
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
-        cond = check_inputs(x, cond, self.data_shape)
-        h = self.conv_in(x)
-        feats = []
-        for stage in self.stages:
-            h = stage(h)
-            feats.append(h)
+        cond = check_inputs(x, cond, self.data_shape, self.noise_conditioning)
+        h = x if self.centered else 2 * x - 1.
+        h = self.begin_conv(h)
+        layers = []
+        for name in self.stage_names:
+            for block in getattr(self, name):
+                h = block(h)
+            layers.append(h)
         ref = None
-        for i in reversed(range(len(feats))):
-            ref = self.refine[i]([feats[i]] + ([ref] if ref is not None else []))
-        out = self.conv_out(F.elu(self.norm_out(ref)))
-        return out / self.noise_conditioning.sigma(cond).reshape(-1, 1, 1, 1)
+        for name, layer in zip(self.refine_run, reversed(layers)):
+            xs = [layer] if ref is None else [layer, ref]
+            ref = getattr(self, name)(xs, layer.shape[2:])
+        out = self.end_conv(self.act(self.normalizer(ref)))
+        sigma = self.noise_conditioning.sigma(cond.double()).to(x.dtype)   # float64: the float32 ladder
+        return out / sigma.reshape(-1, *([1] * (x.dim() - 1)))
 
 
-@R.register_model("ncsnv2")
-def ncsnv2(config) -> NCSNv2:
-    """NCSNv2 from ``config.model`` (nf, ch_mult, num_res_blocks, init_scale); needs a VE SDE."""
+def _build(config, layout: str) -> NCSNv2:
     C, H, W = R.image_shape(config)
     spec = R.noise_conditioning(config)
+    name = R.option(config, "name")
     if not spec.is_ve:
-        raise ValueError(f"config.model.name='ncsnv2' divides by the noise level sigma and needs "
+        raise ValueError(f"config.model.name={name!r} divides by the noise level sigma and needs "
                          f"config.training.sde='vesde', got {config.training.sde!r}")
-    ch_mult = R.ints_option(config, "ch_mult")
-    if len(ch_mult) > 1 and (H % 2 or W % 2):
-        raise ValueError(f"config.data.shape={(C, H, W)}: H and W must be even for config.model.name="
-                         f"'ncsnv2' with more than one stage (config.model.ch_mult={ch_mult})")
-    return NCSNv2((C, H, W), spec, nf=R.int_option(config, "nf"), ch_mult=ch_mult,
-                  num_res_blocks=R.int_option(config, "num_res_blocks"),
-                  init_scale=R.float_option(config, "init_scale", 0.))
+    k = downsampling(layout)
+    if H % k or W % k:
+        raise ValueError(f"config.data.shape={(C, H, W)}: H and W must be divisible by {k} for "
+                         f"config.model.name={name!r} ({k.bit_length() - 1} 2x2 mean-pooling stages)")
+    return NCSNv2((C, H, W), spec, layout=layout, ngf=R.int_option(config, "nf"),
+                  normalization=R.choice_option(config, "normalization", NORMALIZATIONS, "InstanceNorm++"),
+                  nonlinearity=R.choice_option(config, "nonlinearity", ACTIVATIONS, "elu"),
+                  centered=R.data_centered(config), num_classes=spec.N)
+
+
+def _register(name: str, layout: str) -> None:
+    def factory(config) -> NCSNv2:
+        return _build(config, layout)
+    factory.__name__ = name
+    factory.__doc__ = (f"{layout} network of ermongroup/ncsnv2 from config.model (nf = ngf, normalization, "
+                       f"nonlinearity) and config.data (shape, centered); needs a VE SDE.")
+    R.register_model(name)(factory)
+
+
+for _name in LAYOUTS:
+    _register(_name, _name)
+for _alias, _layout in ALIASES.items():
+    _register(_alias, _layout)

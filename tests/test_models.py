@@ -43,7 +43,9 @@ CASES = [
     ("ddpmpp", "vpsde", (1, 8, 8), dict(TINY_UNET, embedding_type="positional", dropout=0.1)),
     ("ddpmpp", "subvpsde", (1, 8, 8), dict(TINY_UNET, resblock_type="ddpm")),
     ("ddpmpp", "vpsde", (2, 8, 8), dict(TINY_UNET, resblock_type="ddpm", resamp_with_conv=False, fir=True)),
-    ("ncsnv2", "vesde", (1, 8, 8), dict(nf=16, ch_mult=(1, 2, 2), num_res_blocks=1)),
+    ("ncsnv2", "vesde", (1, 8, 8), dict(nf=8)),
+    ("ncsnv2_deeper", "vesde", (2, 8, 12), dict(nf=4)),
+    ("ncsnv2_deepest", "vesde", (1, 8, 16), dict(nf=4, nonlinearity="swish")),
 ]
 
 
@@ -204,8 +206,9 @@ def test_score_fn_rejects_mismatched_model():
 
 # ------------------------------------------------------------------------------------- NCSNv2
 def test_ncsnv2_scales_as_inverse_sigma():
-    """s(x, sigma) * sigma is the same network output for every sigma; a conditional net fails."""
-    config = make_config("ncsnv2", "vesde", (1, 8, 8), nf=16, ch_mult=(1, 2), num_res_blocks=1, init_scale=1.)
+    """s(x, sigma) * sigma is the same network output for every sigma (continuous VE: cond = sigma;
+    discrete VE: cond = ladder index i, 0 = sigma_max, divided by sigma_i); a conditional net fails."""
+    config = make_config("ncsnv2", "vesde", (1, 8, 8), nf=8)
     model = build(config).eval()
     x = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(2))
     sigmas = [0.01, 0.7, 50.]
@@ -214,6 +217,14 @@ def test_ncsnv2_scales_as_inverse_sigma():
     assert scaled[0].abs().mean() > 1e-3
     for other in scaled[1:]:
         assert torch.allclose(other, scaled[0], rtol=1e-5, atol=1e-6)
+    config.training.continuous, config.model.num_scales = False, 11
+    discrete = build(config).eval()
+    ladder = 50. * (0.01 / 50.) ** (torch.arange(11.) / 10.)        # sigma_i, i = 0 .. 10
+    with torch.no_grad():
+        for i in (0, 4, 10):
+            out = discrete(x, torch.full((3,), i)) * ladder[i]
+            assert torch.allclose(out, scaled[0], rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(discrete(x, torch.full((3,), 4)) * ladder[5], scaled[0], rtol=1e-3)
     control = build(make_config("ncsnpp", "vesde", (1, 8, 8), init_scale=1., scale_by_sigma=True,
                                 **TINY_UNET)).eval()
     with torch.no_grad():
@@ -308,7 +319,7 @@ def test_cifar10_parameter_counts():
     assert 55e6 < counts[("ncsnpp", 4)] < 70e6          # NCSN++ cont.: about 63M
     assert 95e6 < counts[("ncsnpp", 8)] < 120e6         # NCSN++ cont. deep: about 108M
     assert 0 < counts[("ncsnpp", 4)] - counts[("ddpmpp", 4)] < 2e6   # input-pyramid convs only
-    assert 10e6 < counts[("ncsnv2", 2)] < 40e6
+    assert counts[("ncsnv2", 2)] == 29_694_083          # ermongroup NCSNv2, ngf 128 (its code, measured)
 
 
 @pytest.mark.parametrize("name,sde_name,kw", [
@@ -350,7 +361,10 @@ BAD = [
     (dict(name="resnet"), "config.model.name"),
     (dict(name="ncsnpp", shape=(2,)), "config.data.shape"),
     (dict(name="ncsnpp", shape=(1, 6, 6), ch_mult=(1, 2, 2)), "config.data.shape"),
-    (dict(name="ncsnv2", shape=(1, 7, 7), ch_mult=(1, 2)), "config.data.shape"),
+    (dict(name="ncsnv2", shape=(1, 7, 7)), "config.data.shape"),
+    (dict(name="ncsnv2_deepest", shape=(1, 12, 12)), "config.data.shape"),
+    (dict(name="ncsnv2", normalization="GroupNorm"), "config.model.normalization"),
+    (dict(name="ncsnv2_deeper", nonlinearity="gelu"), "config.model.nonlinearity"),
     (dict(name="mlp", shape=(0, 2)), "config.data.shape"),
     (dict(name="ncsnpp", attn_resolutions=(16,)), "config.model.attn_resolutions"),
     (dict(name="ncsnv2", sde="vpsde"), "config.training.sde"),

@@ -89,4 +89,5 @@ __all__ = ["IMPORTERS", "Importer", "register_importer", "import_checkpoint", "d
            "read_checkpoint", "load_torch_file", "ALLOWED_GLOBALS"]
 
 from . import score_sde  # noqa: E402,F401  (register the importers)
+from . import ncsnv2  # noqa: E402,F401
 from . import diffusers  # noqa: E402,F401
