@@ -218,6 +218,8 @@ def recipe_overrides(recipe: Recipe, model_name: str | None = None) -> dict:
            "sampling.snr": math.sqrt(recipe.step_lr / (2. * recipe.sigma_min ** 2))}
     if model_name in ("mlp", "ncsnpp"):
         out["model.scale_by_sigma"] = True
+    if model_name == "ncsnpp":      # a discrete NCSN++ embeds the ladder index (score_sde ve/cifar10_ncsnpp)
+        out["model.embedding_type"] = "positional"
     return out
 
 
