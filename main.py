@@ -78,7 +78,7 @@ def _torch_setup(config) -> None:
 
 def _validate(config, need_checkpoint_in: str | None = None):
     """Build SDE, model and data up front; raise ConfigError with one line on any problem."""
-    from training.evaluate import check_sampling_config
+    from training.inference import check_sampling_config
     from training.train import build_components, build_loss_fn, resolve_device
     try:
         device = resolve_device(config)

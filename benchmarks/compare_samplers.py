@@ -62,7 +62,9 @@ def closed_form_setup(sde_name: str, n: int, seed: int):
 def checkpoint_setup(config_path: str, workdir: str, n: int, device: str):
     """(sde, score_fn, test data, sde_factory, config) for a trained checkpoint in ``workdir``."""
     from scoredata import get_dataset
-    from training.evaluate import load_trained, sampling_sde, score_fn_for
+    from training.inference import sampling_sde
+    from training.run import load_trained
+    from training.inference import score_fn_for
 
     config = _load_config(config_path)
     sde, model, step, path = load_trained(config, workdir, device=device)

@@ -81,7 +81,7 @@ def main(argv=None) -> None:
         info = current_info(args.device)
         if not info.is_main:
             return
-        from training.train import read_csv_log
+        from training.logs import read_csv_log
         rates = read_csv_log(os.path.join(workdir, "log.csv"))["steps_per_sec"]
         losses = read_csv_log(os.path.join(workdir, "log.csv"))["loss"]
         state, _ = CheckpointManager(os.path.join(workdir, "checkpoints")).load_latest()

@@ -15,6 +15,9 @@ corrupted) latest checkpoint falls back to the previous good one.
 A checkpoint is a plain dict of tensors, ints, floats, strings, lists and dicts (``capture_state``):
 model, EMA, optimizer, step and the RNG states (torch CPU RNG, named ``torch.Generator`` states as
 uint8 tensors, the CUDA RNG when CUDA is initialised).
+
+Every reader of a run goes through ``read_latest_checkpoint(workdir)`` (the newest readable file of
+``checkpoint_dir(workdir)``); every writer through ``CheckpointManager.save``.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import logging
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from typing import Mapping
 
 import torch
@@ -31,6 +35,11 @@ log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^(ckpt|resume)_(\d+)\.pth$")
 FORMAT_VERSION = 1
+
+
+def checkpoint_dir(workdir: str) -> str:
+    """Where a run keeps its checkpoints: ``<workdir>/checkpoints``."""
+    return os.path.join(workdir, "checkpoints")
 
 
 # ----------------------------------------------------------------------------- file level
@@ -257,3 +266,28 @@ def _remove(path: str) -> None:
         os.remove(path)
     except FileNotFoundError:
         pass
+
+
+# ----------------------------------------------------------------------------- reading a run
+@dataclass(frozen=True)
+class LoadedCheckpoint:
+    """The newest readable checkpoint of a run: its state dict (``capture_state``), path and step."""
+    state: dict
+    path: str
+    step: int
+
+
+def read_latest_checkpoint(workdir: str, map_location="cpu") -> LoadedCheckpoint:
+    """The newest readable checkpoint in ``checkpoint_dir(workdir)`` (damaged files are skipped with a
+    warning). Raises FileNotFoundError "no checkpoint in ..." when there is none on disk and "no readable
+    checkpoint in ..." when none of them loads. Every mode that uses a trained run reads it here."""
+    mgr = CheckpointManager(checkpoint_dir(workdir), keep=1)
+    if not mgr.list():
+        raise FileNotFoundError(f"no checkpoint in {checkpoint_dir(workdir)}; train first with --mode train "
+                                f"--workdir {workdir}")
+    loaded = mgr.load_latest(map_location=map_location)
+    if loaded is None:
+        raise FileNotFoundError(f"no readable checkpoint in {checkpoint_dir(workdir)}; train first "
+                                f"(--mode train --workdir {workdir})")
+    state, path = loaded
+    return LoadedCheckpoint(state=state, path=path, step=int(state["step"]))

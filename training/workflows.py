@@ -201,7 +201,7 @@ def mode_compare(config, workdir: str, progress: bool = True) -> int:
     from evaluation import compare, markdown_table, write_report
     from sde_lib import get_sde
     from scoredata import get_dataset
-    from training.evaluate import sampling_sde
+    from training.inference import sampling_sde
 
     opts = controllable_options(config)
     source = str(opts.compare_source)
