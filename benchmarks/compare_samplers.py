@@ -60,17 +60,12 @@ def closed_form_setup(sde_name: str, n: int, seed: int):
 
 
 def checkpoint_setup(config_path: str, workdir: str, n: int, device: str):
-    """(sde, score_fn, test data, sde_factory, config) for a trained checkpoint in ``workdir``."""
-    from scoredata import get_dataset
-    from training.inference import sampling_sde
-    from training.run import load_trained
-    from training.inference import score_fn_for
+    """(sde, score_fn, test data, sde_factory, (config, step, path)) for a trained checkpoint in ``workdir``."""
+    from training.run import open_run
 
     config = _load_config(config_path)
-    sde, model, step, path = load_trained(config, workdir, device=device)
-    score_fn = score_fn_for(config, sde, model)
-    test = get_dataset(config, "test")[:n]
-    return sde, score_fn, test, (lambda N: sampling_sde(config, sde, N)), (config, step, path)
+    run = open_run(config, workdir, device=device)
+    return run.sde, run.score_fn, run.test_data()[:n], run.sampling_sde, (config, run.step, run.checkpoint)
 
 
 def main(argv=None) -> None:

@@ -31,13 +31,13 @@ import torch
 from tqdm.auto import tqdm
 
 from configs.default import get_default_configs
+from evaluation.distances import pixel_moments
 from experiments.common import parse_args, pyplot, report, save_figure, settings
 from models import get_model, get_score_fn
-from evaluation.distances import pixel_moments
 from samplers import annealed_langevin
+from scoredata import get_dataset
 from sde_lib import VESDE
 from sde_lib.checks import randn
-from scoredata import get_dataset
 from training.losses import get_loss_fn
 from training.recipes import langevin_step_size, propose
 

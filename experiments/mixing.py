@@ -20,8 +20,8 @@ if __package__ in (None, ""):
 
 import torch
 
-from experiments.common import ncsn_mixture, parse_args, pyplot, report, save_figure, settings
 from evaluation.distances import mode_weights_error
+from experiments.common import ncsn_mixture, parse_args, pyplot, report, save_figure, settings
 from samplers import annealed_langevin, langevin_dynamics
 from sde_lib.checks import rand
 

@@ -350,7 +350,7 @@ def test_workflow_modes_on_a_briefly_trained_digits_ncsn(tmp_path, capsys):
 
     from configs.ve.digits_ncsn import get_config
     from training.train import train
-    from training import workflows as W
+    import workflows as W
 
     cfg = get_config()
     cfg.training.n_iters = 30
@@ -395,7 +395,7 @@ def test_compare_mode_closed_form(tmp_path):
     import os
 
     from configs.ve.toy2d_ncsn import get_config
-    from training import workflows as W
+    import workflows as W
 
     cfg = get_config()
     cfg.controllable.compare_n = 256
@@ -411,7 +411,7 @@ def test_compare_mode_closed_form(tmp_path):
 
 # ------------------------------------------------------------------ latent interpolation
 def test_slerp_closed_form():
-    from training.latent import slerp
+    from workflows.interpolate import slerp
 
     g = torch.Generator().manual_seed(0)
     z0 = torch.randn(3, 2, 5, generator=g, dtype=D64)
@@ -439,7 +439,7 @@ def test_interpolation_through_latents_stays_on_the_data(sde):
     points and stays in high density (log p >= -5.3 measured), where the straight line crosses the gap
     (log p <= -12.8); with half the exact score the decoded path falls off the data (down to -83)."""
     from sde_lib.mixture import two_mode_mixture
-    from training.latent import interpolate
+    from workflows.interpolate import interpolate
 
     mix = two_mode_mixture()
     x, k = mix.sample(200, generator=torch.Generator().manual_seed(0), return_labels=True, dtype=D64)

@@ -14,7 +14,7 @@ import ml_collections
 
 from configs.ve.digits import get_config as ve_digits
 from models.classifier import CLASSIFIER_DEFAULTS
-from training.workflows import CONTROLLABLE_DEFAULTS
+from workflows.options import CONTROLLABLE_DEFAULTS
 
 
 def get_config():

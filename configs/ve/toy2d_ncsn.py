@@ -14,7 +14,7 @@ two exact sample sets).
 import ml_collections
 
 from configs.ve.toy2d import get_config as ve_toy2d
-from training.workflows import CONTROLLABLE_DEFAULTS
+from workflows.options import CONTROLLABLE_DEFAULTS
 
 
 def get_config():

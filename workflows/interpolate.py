@@ -1,4 +1,5 @@
-"""Latent-space tools on top of ``samplers.encode`` / ``samplers.decode`` (the probability-flow ODE).
+"""``--mode interpolate`` and its latent-space tools on top of ``samplers.encode`` / ``samplers.decode``
+(the probability-flow ODE): decode(slerp(encode(x0), encode(x1))) -> workdir/interpolate/.
 
 Spherical interpolation between the latents z0 = encode(x0), z1 = encode(x1):
 
@@ -11,16 +12,23 @@ through its inside (atypically small norms), so decode(slerp(...)) stays on the 
 """
 from __future__ import annotations
 
+import os
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 
+from plotting import save_strip
+from samplers import decode, encode
 from sde_lib.base import SDE
 from sde_lib.checks import check_positive, check_tensor
 
+from .common import WorkflowError, cli, copy_figure, open_trained, out_dir, write_json
+from .options import controllable_options
+
 Tensor = torch.Tensor
 
-__all__ = ["slerp", "interpolate"]
+__all__ = ["slerp", "interpolate", "mode_interpolate"]
 
 
 def slerp(z0: Tensor, z1: Tensor, alphas: Sequence[float] | Tensor) -> Tensor:
@@ -56,8 +64,6 @@ def interpolate(sde: SDE, score_fn: Callable[[Tensor, Tensor], Tensor], x0: Tens
     ``x0``, ``x1`` [B, *shape] (B pairs). Returns [B, n, *shape] (and the latents [B, n, *shape] when
     ``return_latents``). The end points reproduce x0 and x1 up to the ODE solver's error.
     """
-    from samplers import decode, encode
-
     check_tensor("x0", x0)
     check_tensor("x1", x1)
     if x0.shape != x1.shape:
@@ -73,3 +79,35 @@ def interpolate(sde: SDE, score_fn: Callable[[Tensor, Tensor], Tensor], x0: Tens
     flat = zs.reshape(B * n, *x0.shape[1:])
     path = decode(sde, score_fn, flat, **kw).reshape(B, n, *x0.shape[1:])
     return (path, zs) if return_latents else path
+
+
+@cli
+def mode_interpolate(config, workdir: str, progress: bool = True) -> int:
+    """Spherical interpolation between test points through their probability-flow latents (PNG strip):
+    config.controllable.n_pairs pairs (test points 0-1, 2-3, ...), n_frames frames each."""
+    opts = controllable_options(config)
+    run = open_trained(config, workdir)
+    sde, score_fn, step = run.sde, run.score_fn, run.step
+    n_pairs, n_frames = int(opts.n_pairs), int(opts.n_frames)
+    x = run.test_data()
+    if x.shape[0] < 2 * n_pairs:
+        raise WorkflowError(f"config.controllable.n_pairs={n_pairs} needs {2 * n_pairs} test points, "
+                            f"the test split has {x.shape[0]}")
+    x0, x1 = x[0:2 * n_pairs:2], x[1:2 * n_pairs:2]
+    s = config.sampling
+    with torch.no_grad():
+        path, z = interpolate(sde, score_fn, x0, x1, n=n_frames, rtol=float(s.rtol), atol=float(s.atol),
+                              eps=float(s.eps), return_latents=True)
+    err = float(torch.linalg.vector_norm(torch.stack([path[:, 0] - x0, path[:, -1] - x1]))
+                / torch.linalg.vector_norm(torch.stack([x0, x1])))
+    out = out_dir(workdir, "interpolate")
+    np.savez(os.path.join(out, f"interpolate_{step}.npz"), path=path.numpy(), latents=z.numpy(),
+             x0=x0.numpy(), x1=x1.numpy())
+    png = save_strip(os.path.join(out, f"interpolate_{step}.png"), path, config if x.dim() == 4 else None,
+                     data=x, title=f"slerp in latent space, step {step}")
+    copy_figure(png, opts)
+    stats = {"n_pairs": n_pairs, "n_frames": n_frames, "endpoint_relative_error": err, "step": step, "png": png}
+    write_json(os.path.join(out, f"interpolate_{step}.json"), stats)
+    print(f"{n_pairs} interpolation paths of {n_frames} frames written to {png}; end points reproduced "
+          f"with relative error {err:.3g}")
+    return 0
