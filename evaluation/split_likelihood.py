@@ -9,7 +9,7 @@ Per point, with the probability-flow log-likelihood log p_0(x) of ``likelihood.l
 
 and the summary is the mean and its standard error std / sqrt(n). The solver settings come from
 ``config.eval`` (hutchinson, rtol, atol, n_probes, batch_size) and eps from ``config.training.eps``.
-These functions work on the rows they are given; ``training.evaluate.likelihood_stats`` shards a split
+These functions work on the rows they are given; ``training.inference.likelihood_stats`` shards a split
 across torchrun ranks and gathers the per-point values before ``summarize_likelihood``.
 """
 from __future__ import annotations
