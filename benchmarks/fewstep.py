@@ -155,6 +155,35 @@ def acceptance(rows: list[dict], nfes) -> list[dict]:
     return out
 
 
+def recommend(rows: list[dict], nfes, acc: list[dict]) -> list[dict]:
+    """Per SDE family (drift-free VE, other VP) and NFE budget: each toolkit solver's geometric-mean
+    error ratio to the best peer (to the best toolkit solver when no peer ran) over the family's
+    closed-form workloads, and its worst ratio; the recommendation (``solver="auto"``,
+    ``samplers.fast.AUTO``) is the smallest mean, or among the solvers within 5 % of it the one with the
+    smallest worst ratio."""
+    out = []
+    tk = [r for r in rows if r["family"] == "toolkit" and not r["workload"].startswith("digits")]
+    ref = {(a["workload"], a["nfe"]): a.get("peer_rms") for a in acc}
+    for fam, prefix in (("drift_free (VE)", "ve"), ("other (VP)", "vp")):
+        for b in nfes:
+            sel = [r for r in tk if r["budget"] == b and r["workload"].startswith(prefix)]
+            if not sel:
+                continue
+            wls = {r["workload"] for r in sel}
+            base = {wl: ref.get((wl, b)) or min(r["rms"] for r in sel if r["workload"] == wl) for wl in wls}
+            scores = {}
+            for name in dict.fromkeys(r["sampler"] for r in sel):
+                rs = [r["rms"] / base[r["workload"]] for r in sel if r["sampler"] == name]
+                if len(rs) == len(wls):
+                    scores[name] = (math.exp(sum(math.log(v) for v in rs) / len(rs)), max(rs))
+            lowest = min(v[0] for v in scores.values())       # within 5 % of the best mean: the safest
+            name = min((k for k in scores if scores[k][0] <= 1.05 * lowest), key=lambda k: scores[k][1])
+            out.append({"sde_family": fam, "nfe": b, "recommended": name,
+                        "geomean_ratio_to_best_peer": scores[name][0], "worst_ratio": scores[name][1],
+                        "workloads": len(wls)})
+    return out
+
+
 def bench_closed(args, log=print) -> tuple[list[dict], list[dict]]:
     rows, refs = [], []
     nfes = (5, 10) if args.quick else NFES
@@ -246,8 +275,21 @@ def main(argv=None):
     parser.add_argument("--only", default="closed,likelihood,digits")
     parser.add_argument("--digits-workdir", default=os.path.join("bench_out", "fewstep_digits"))
     parser.add_argument("--digits-iters", type=int, default=None)
+    parser.add_argument("--from-json", default=None,
+                        help="rebuild the tables and the figure from a previous run's fewstep.json (no solves)")
     args = parser.parse_args(argv)
     setup(args)
+    if args.from_json:
+        with open(args.from_json, encoding="utf-8") as fh:
+            old = json.load(fh)
+        rows = old["rows"]
+        extra = {k: v for k, v in old.items() if k not in ("rows", "references", "acceptance")
+                 and not k.startswith("recommended")}
+        acc = acceptance([r for r in rows if not r["workload"].startswith("digits")], NFES)
+        extra["recommended (solver='auto')"] = recommend(rows, NFES, acc)
+        paths = write_report(args.out, rows, old["references"], acc, extra)
+        print(markdown_table(extra["recommended (solver='auto')"]))
+        return rows, acc
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     unknown = only - {"closed", "likelihood", "digits"}
     if unknown:
@@ -267,6 +309,8 @@ def main(argv=None):
         rows += drows
         extra["digits"] = dsum
     acc = acceptance([r for r in rows if not r["workload"].startswith("digits")], (5, 10) if args.quick else NFES)
+    if rows:
+        extra["recommended (solver='auto')"] = recommend(rows, (5, 10) if args.quick else NFES, acc)
     paths = write_report(args.out, rows, refs, acc, extra)
     print(markdown_table(acc, ["workload", "nfe", "toolkit_best", "toolkit_rms", "peer_best", "peer_rms", "ratio"]))
     for key, recs in extra.items():

@@ -189,7 +189,7 @@ def log_likelihood(sde, score_fn: ScoreFn, x: Tensor, hutchinson: str = "rademac
                    atol: float = 1e-5, method: str = "rk45", eps: float = 1e-5,
                    generator: torch.Generator | None = None, n_probes: int = 1, max_batch: int | None = None,
                    steps: int | None = None, progress: bool = False,
-                   variable: str = "t") -> tuple[Tensor, Tensor, int]:
+                   variable: str = "auto") -> tuple[Tensor, Tensor, int]:
     """log p_eps(x) = log p_T(z) + int_eps^T div f~(x(t), t) dt in nats, by the probability-flow ODE.
 
     Args:
@@ -207,15 +207,20 @@ def log_likelihood(sde, score_fn: ScoreFn, x: Tensor, hutchinson: str = "rademac
       max_batch: solve at most this many samples at a time (memory cap) and concatenate. Probes are
         drawn for the whole batch first, so chunking uses the same probes as one solve.
       progress: tqdm bar over the chunks.
-      variable: the integration variable: "t" (the SDE time, default), "sigma" (the noise level
-        s(t) / m(t); dt/dsigma = 2 sigma m^2 / g^2) or "log_sigma". The state stays x; only the
-        independent variable changes (fewer steps where the solution is smoother in it, e.g. VE).
+      variable: the integration variable: "t" (the SDE time), "sigma" (the noise level s(t) / m(t);
+        dt/dsigma = 2 sigma m^2 / g^2), "log_sigma", or "auto" (default): sigma when the SDE has no
+        drift (VE: the ODE is then dx/dsigma = -sigma score, EDM's form), else t (VP, sub-VP: fewer
+        steps in t; benchmarks/fewstep.py). The state stays x; only the independent variable changes.
 
     Returns:
       (logp [B] in nats, z = x(T) [B, *shape], nfe = number of score_fn calls).
     """
     _check_args(sde, score_fn, x, hutchinson, rtol, atol, method, eps, generator, n_probes, max_batch, steps)
-    check_choice("variable", variable, ("t", "sigma", "log_sigma"))
+    check_choice("variable", variable, ("auto", "t", "sigma", "log_sigma"))
+    if variable == "auto":
+        probe = torch.ones(1, 1, dtype=torch.float64)
+        drift_free = bool(sde._sde(probe, torch.full((1,), 0.5 * sde.T, dtype=torch.float64))[0].eq(0).all())
+        variable = "sigma" if drift_free else "t"
     divergence = DIVERGENCES[hutchinson]
     probes = None
     if hutchinson in PROBES:

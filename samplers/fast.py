@@ -16,7 +16,7 @@ import torch
 
 from sde_lib.base import SDE
 from sde_lib.checks import check_choice, check_generator, check_shape, check_tensor
-from .fast_common import SOLVERS, CountedScore, ScoreFn
+from .fast_common import SOLVERS, CountedScore, ScoreFn, is_drift_free
 from . import fast_ode as _fast_ode  # noqa: F401  (registers the ODE solvers)
 from . import fast_sde as _fast_sde  # noqa: F401  (registers the SDE solvers)
 from . import fast_multistep as _fast_multistep  # noqa: F401  (registers ipndm, unipc, deis)
@@ -44,8 +44,8 @@ def fast_sample(sde: SDE, score_fn: ScoreFn, shape, solver: str = "heun", steps:
         raise ValueError(f"score_fn must be callable score_fn(x, t), got {type(score_fn).__name__}")
     shape = check_shape("shape", shape)
     if solver == "auto":
-        solver = auto_solver(steps) if isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1 \
-            else "unipc"
+        ok = isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1
+        solver = auto_solver(steps if ok else 1, sde)
     check_choice("solver", solver, SOLVERS)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
@@ -63,16 +63,18 @@ def fast_sample(sde: SDE, score_fn: ScoreFn, shape, solver: str = "heun", steps:
     return x, counted.nfe
 
 
-#: solver="auto": the recommended solver for an NFE budget (``steps`` = NFE for each of them), from
-#: benchmarks/fewstep.py (benchmarks/results/fewstep/fewstep.md): for each budget the solver with the
-#: smallest geometric-mean error ratio to the best toolkit solver over the closed-form workloads.
-AUTO = ((5, "unipc"), (8, "unipc"), (13, "unipc"))
+#: solver="auto": the recommended solver per SDE family (drift-free = VE, other = VP / sub-VP) and NFE
+#: budget (``steps`` = NFE for each of them), from benchmarks/fewstep.py
+#: (benchmarks/results/fewstep/fewstep.md): the smallest geometric-mean error ratio to the best peer
+#: over that family's closed-form workloads. (lowest NFE, solver) pairs.
+AUTO = {"drift_free": ((1, "deis"), (7, "ipndm"), (13, "unipc")), "other": ((1, "deis"),)}
 
 
-def auto_solver(nfe: int) -> str:
-    """The solver ``solver="auto"`` uses for an NFE budget ``nfe`` (see ``AUTO``)."""
-    name = AUTO[0][1]
-    for lo, choice in AUTO:
+def auto_solver(nfe: int, sde: SDE | None = None) -> str:
+    """The solver ``solver="auto"`` uses for an NFE budget ``nfe`` and ``sde`` (see ``AUTO``)."""
+    table = AUTO["drift_free" if sde is not None and is_drift_free(sde) else "other"]
+    name = table[0][1]
+    for lo, choice in table:
         if nfe >= lo:
             name = choice
     return name

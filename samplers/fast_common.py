@@ -88,6 +88,12 @@ def finish(view: VEView, y: Tensor, point: tuple[float, float, float] | None = N
     return y * m if m != 1. else y
 
 
+def is_drift_free(sde: SDE) -> bool:
+    """Whether the forward SDE has no drift (f = 0: VE), asked of the SDE itself at t = T / 2."""
+    x = torch.ones(1, 1, dtype=torch.float64)
+    return bool(sde._sde(x, torch.full((1,), 0.5 * float(sde.T), dtype=torch.float64))[0].eq(0).all())
+
+
 def check_eps(eps, T: float) -> float:
     """``eps`` (the smallest time the solvers reach) must be a number in (0, T)."""
     ok = isinstance(eps, (int, float)) and not isinstance(eps, bool) and 0 < float(eps) < T

@@ -5,7 +5,10 @@ where the probability-flow ODE is dy/dsigma = eps(y, sigma) = (y - D(y, sigma)) 
 from ``samplers.grids``. ``steps`` = NFE. By default (``denoise=False``) the ``steps`` evaluations sit at
 ``steps`` + 1 levels sigma_0 = sigma(T) > ... > sigma_steps = sigma(eps) (the last one is not evaluated)
 and the sample is x = m(eps) y(sigma(eps)); ``denoise=True`` uses ``steps`` levels and spends the last
-evaluation on the denoising step y_0 = D(y, sigma(eps)). The order at step i is
+evaluation on the denoising step y_0 = D(y, sigma(eps)); ``denoise="free"`` integrates like False and
+returns the solver's own estimate of D(y, sigma(eps)) from its last polynomial, without an evaluation
+(the limit every solver converges to is then the converged ODE followed by the denoising step, the
+score SDE sampler's output). The order at step i is
 min(order, i + 1) (warm start from the evaluations made so far) and, with ``lower_order_final``,
 at most the number of steps left (``None``: on when steps < 10).
 """
@@ -18,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sde_lib.checks import check_choice, check_positive
-from .fast_common import VEView, finish, register_solver, start
+from .fast_common import VEView, finish, is_drift_free, register_solver, start
 from .fast_ode import _phi_data
 from .grids import sigma_grid
 
@@ -26,6 +29,9 @@ Tensor = torch.Tensor
 
 #: Adams-Bashforth coefficients for equal steps (newest value first), orders 1-4
 AB_FIXED = ((1.,), (3 / 2, -1 / 2), (23 / 12, -16 / 12, 5 / 12), (55 / 24, -59 / 24, 37 / 24, -9 / 24))
+#: Adams-Moulton coefficients for equal steps (the new point first), orders 2-5
+AM_FIXED = {2: (1 / 2, 1 / 2), 3: (5 / 12, 8 / 12, -1 / 12), 4: (9 / 24, 19 / 24, -5 / 24, 1 / 24),
+            5: (251 / 720, 646 / 720, -264 / 720, 106 / 720, -19 / 720)}
 
 
 def lagrange_integrals(nodes: list[float], a: float, b: float) -> list[float]:
@@ -45,18 +51,47 @@ def lagrange_integrals(nodes: list[float], a: float, b: float) -> list[float]:
     return out
 
 
-def _check_common(order: int, max_order: int, denoise, lower_order_final) -> None:
+def lagrange_at(nodes: list[float], u: float) -> list[float]:
+    """l_j(u) for the Lagrange basis polynomials l_j on ``nodes`` (the interpolant's weights at u)."""
+    out = []
+    for j, nj in enumerate(nodes):
+        w = 1.
+        for l, nl in enumerate(nodes):
+            if l != j:
+                w *= (u - nl) / (nj - nl)
+        out.append(w)
+    return out
+
+
+def _check_common(order: int, max_order: int, denoise, lower_order_final) -> None:  # noqa: D401
     if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= max_order:
         raise ValueError(f"order must be an int in [1, {max_order}], got {order!r}")
-    if not isinstance(denoise, bool):
-        raise ValueError(f"denoise must be a bool, got {denoise!r}")
+    if denoise not in (False, True, "free"):
+        raise ValueError(f"denoise must be False, True or 'free', got {denoise!r}")
     if lower_order_final is not None and not isinstance(lower_order_final, bool):
         raise ValueError(f"lower_order_final must be a bool or None, got {lower_order_final!r}")
 
 
-def _levels(view: VEView, steps: int, grid, eps, sigma_min, sigma_max, rho, denoise: bool):
-    sigmas = sigma_grid(view, steps if denoise else steps + 1, grid, eps, sigma_min, sigma_max, rho)
+def default_grid(sde, grid, drift_free_grid: str, other_grid: str) -> str:
+    """``grid`` if given, else the solver's default for this SDE: one grid for drift-free SDEs (VE),
+    one for the others (VP, sub-VP), as measured by benchmarks/fewstep.py."""
+    if grid is not None:
+        return grid
+    return drift_free_grid if is_drift_free(sde) else other_grid
+
+
+def _levels(view: VEView, steps: int, grid, eps, sigma_min, sigma_max, rho, denoise):
+    sigmas = sigma_grid(view, steps if denoise is True else steps + 1, grid, eps, sigma_min, sigma_max, rho)
     return sigmas, len(sigmas) - 1
+
+
+def _end(view: VEView, y: Tensor, points, last: int, denoise, D_free: Tensor | None) -> Tensor:
+    """The sample: D (denoise=True, y already = D), the free estimate D_free ("free") or x = m y."""
+    if denoise is True:
+        return finish(view, y)
+    if denoise == "free":
+        return finish(view, D_free)
+    return finish(view, y, points[last])
 
 
 def _order_at(i: int, n_hist: int, order: int, last: int, lower_order_final: bool) -> int:
@@ -67,9 +102,9 @@ def _order_at(i: int, n_hist: int, order: int, last: int, lower_order_final: boo
 # ----------------------------------------------------------------------------- iPNDM
 @register_solver("ipndm")
 def ipndm(sde, score_fn, z: Tensor, steps: int, generator=None, progress: bool = False, order: int = 4,
-          coefficients: str = "fixed", grid: str = "edm", rho: float = 7., eps: float = 1e-3,
-          sigma_min: float | None = None, sigma_max: float | None = None, denoise: bool = False,
-          lower_order_final: bool | None = False) -> Tensor:
+          coefficients: str = "fixed", grid: str | None = None, rho: float = 7., eps: float = 1e-3,
+          sigma_min: float | None = None, sigma_max: float | None = None, denoise: bool | str = False,
+          lower_order_final: bool | None = False, corrector: bool = False) -> Tensor:
     """Improved PNDM (Zhang & Chen 2022; Zhou et al. 2024): Adams-Bashforth in the EDM variable sigma.
 
     With d_j = (y_j - D(y_j, sigma_j)) / sigma_j (the slope dy/dsigma) and k = the current order:
@@ -82,20 +117,39 @@ def ipndm(sde, score_fn, z: Tensor, steps: int, generator=None, progress: bool =
     spacing only up to second order; ``"variable"``: the variable-step weights
     int_{sigma_i}^{sigma_{i+1}} l_j(sigma) dsigma of the Lagrange polynomial through the last k
     (sigma_j, d_j) (exactly order k on any grid). Orders 1, 2, 3, 4, 4, ... (``order`` <= 4).
+    ``corrector=True`` adds the Adams-Moulton corrector in PEC mode (as UniPC does): the slope
+    d_{i+1} evaluated at the predicted point redoes step i -> i+1 with the k + 1 slopes
+    (d_{i+1}, d_i, ...) (fixed: b = (1, 1)/2, (5, 8, -1)/12, (9, 19, -5, 1)/24, (251, 646, -264, 106,
+    -19)/720; variable: the Lagrange integrals), and d_{i+1} is kept: no extra evaluation.
+    Default grid (``grid=None``): the EDM power law (rho = 7) for drift-free SDEs (VE), time-quadratic
+    otherwise (VP, sub-VP).
     """
     _check_common(order, 4, denoise, lower_order_final)
     check_choice("coefficients", coefficients, ("fixed", "variable"))
+    _check_bool("corrector", corrector)
     view = VEView(sde, score_fn, z)
+    grid = default_grid(sde, grid, "edm", "time_quadratic")
     sigmas, last = _levels(view, steps, grid, eps, sigma_min, sigma_max, rho, denoise)
     lof = steps < 10 if lower_order_final is None else lower_order_final
     points, y = start(view, z, sigmas)
     hist: list[tuple[float, Tensor]] = []
+    use: list = []
+    prev = None
     for i in tqdm(range(steps), desc="ipndm", disable=not progress):
         D = view.denoise(y, points[i])
         if i == last:
             y = D
             break
-        hist = (hist + [(sigmas[i], (y - D) / sigmas[i])])[-order:]
+        d = (y - D) / sigmas[i]
+        if corrector and prev is not None:
+            y_s, s_s, used = prev
+            nodes = [(sigmas[i], d)] + used
+            if coefficients == "fixed":
+                w = [(sigmas[i] - s_s) * b for b in AM_FIXED[len(nodes)]]
+            else:
+                w = lagrange_integrals([sj for sj, _ in nodes], s_s, sigmas[i])
+            y = y_s + sum(wj * dj for wj, (_, dj) in zip(w, nodes))
+        hist = (hist + [(sigmas[i], d)])[-order:]
         k = _order_at(i, len(hist), order, last, lof)
         use = hist[-k:][::-1]                                   # newest first
         h = sigmas[i + 1] - sigmas[i]
@@ -103,8 +157,18 @@ def ipndm(sde, score_fn, z: Tensor, steps: int, generator=None, progress: bool =
             w = [h * b for b in AB_FIXED[k - 1]]
         else:
             w = lagrange_integrals([s for s, _ in use], sigmas[i], sigmas[i + 1])
-        y = y + sum(wj * d for wj, (_, d) in zip(w, use))
-    return finish(view, y, None if denoise else points[last])
+        prev = (y, sigmas[i], use)
+        y = y + sum(wj * dj for wj, (_, dj) in zip(w, use))
+    D_free = None
+    if denoise == "free":          # D = y - sigma d with the slope polynomial extrapolated to sigma_min
+        lw = lagrange_at([s for s, _ in use], sigmas[last])
+        D_free = y - sigmas[last] * sum(wj * dj for wj, (_, dj) in zip(lw, use))
+    return _end(view, y, points, last, denoise, D_free)
+
+
+def _check_bool(name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be a bool, got {value!r}")
 
 
 # ----------------------------------------------------------------------------- UniPC
@@ -114,8 +178,9 @@ def _unipc_step(y_s: Tensor, lam_s: float, lam_t: float, D_s: Tensor, older, D_t
     y_t = e^{-h} y_s + (1 - e^{-h}) D_s + B(h) sum_m a_m (D_m - D_s) / r_m,  h = lam_t - lam_s,
     r_m = (lam_m - lam_s) / h over the older values (r < 0) and, for UniC, r = 1 for D_t. The a_m solve
     sum_m a_m r_m^(k-1) = B_k(h) / (B(h) h^k), k = 1..K (K differences; B_k = int_0^h e^{-(h-u)} u^k du),
-    so the update is exact for D polynomial of degree K in lambda; with K = 1 UniPC takes a = 1/2.
-    B(h) = h ("bh1") or 1 - e^{-h} ("bh2").
+    so the update is exact for D polynomial of degree K in lambda; with K = 1 UniPC takes a = 1/2 and
+    B(h) = h ("bh1") or 1 - e^{-h} ("bh2"); ``"exact"`` solves the K = 1 condition too (the predictor is
+    then the exact-moment multistep exponential integrator, DPM-Solver++(kM) with exact coefficients).
     """
     h = lam_t - lam_s
     out = math.exp(-h) * y_s + (-math.expm1(-h)) * D_s
@@ -125,8 +190,8 @@ def _unipc_step(y_s: Tensor, lam_s: float, lam_t: float, D_s: Tensor, older, D_t
     K = len(diffs)
     if K == 0:
         return out
-    Bh = h if variant == "bh1" else -math.expm1(-h)
-    if K == 1:
+    Bh = -math.expm1(-h) if variant == "bh2" else h
+    if K == 1 and variant != "exact":
         a = [0.5]
     else:
         moments = _phi_data(h, K)
@@ -137,9 +202,9 @@ def _unipc_step(y_s: Tensor, lam_s: float, lam_t: float, D_s: Tensor, older, D_t
 
 
 @register_solver("unipc")
-def unipc(sde, score_fn, z: Tensor, steps: int, generator=None, progress: bool = False, order: int = 3,
-          variant: str = "bh2", grid: str = "time_quadratic", rho: float = 7., eps: float = 1e-3,
-          sigma_min: float | None = None, sigma_max: float | None = None, denoise: bool = False,
+def unipc(sde, score_fn, z: Tensor, steps: int, generator=None, progress: bool = False, order: int = 4,
+          variant: str = "bh1", grid: str | None = None, rho: float = 7., eps: float = 1e-3,
+          sigma_min: float | None = None, sigma_max: float | None = None, denoise: bool | str = False,
           lower_order_final: bool | None = True, corrector: bool = True) -> Tensor:
     """UniPC (Zhao et al. 2023), data prediction, in lambda = -log sigma (equations in ``_unipc_step``).
 
@@ -147,13 +212,15 @@ def unipc(sde, score_fn, z: Tensor, steps: int, generator=None, progress: bool =
     before it. The evaluation D_{i+1} at the predicted point is then used twice: by the corrector UniC
     (order k + 1), which redoes step i -> i+1 with D_{i+1} added and gives the state the next step
     starts from, and as the newest value of the history (UniPC's free corrector: no extra NFE). No
-    corrector after the last step (it would cost an evaluation). ``order`` in [1, 3].
+    corrector after the last step (it would cost an evaluation). ``order`` in [1, 4] (orders 1, 2, 3,
+    4, 4, ... and, with ``lower_order_final``, at most the number of steps left). Default grid
+    (``grid=None``): uniform in log-SNR for drift-free SDEs (VE), uniform in t otherwise (VP, sub-VP).
     """
-    _check_common(order, 3, denoise, lower_order_final)
-    check_choice("variant", variant, ("bh1", "bh2"))
-    if not isinstance(corrector, bool):
-        raise ValueError(f"corrector must be a bool, got {corrector!r}")
+    _check_common(order, 4, denoise, lower_order_final)
+    check_choice("variant", variant, ("bh1", "bh2", "exact"))
+    _check_bool("corrector", corrector)
     view = VEView(sde, score_fn, z)
+    grid = default_grid(sde, grid, "logsnr", "time")
     sigmas, last = _levels(view, steps, grid, eps, sigma_min, sigma_max, rho, denoise)
     lof = steps < 10 if lower_order_final is None else lower_order_final
     lams = [-math.log(s) for s in sigmas]
@@ -173,7 +240,12 @@ def unipc(sde, score_fn, z: Tensor, steps: int, generator=None, progress: bool =
         older = hist[-k:-1][::-1]
         prev = (y, i, older)
         y = _unipc_step(y, lams[i], lams[i + 1], D, older, None, variant)
-    return finish(view, y, None if denoise else points[last])
+    D_free = None
+    if denoise == "free":          # the data-prediction polynomial of the last step, at lambda_min
+        nodes = [lams[prev[1]]] + [lm for lm, _ in prev[2]]
+        vals = [hist[-1][1]] + [Dm for _, Dm in prev[2]]
+        D_free = sum(wj * v for wj, v in zip(lagrange_at(nodes, lams[last]), vals))
+    return _end(view, y, points, last, denoise, D_free)
 
 
 # ----------------------------------------------------------------------------- DEIS
@@ -200,9 +272,9 @@ def _deis_weights(view: VEView, t_nodes: list[float], s_a: float, s_b: float) ->
 
 @register_solver("deis")
 def deis(sde, score_fn, z: Tensor, steps: int, generator=None, progress: bool = False, order: int = 3,
-         variable: str = "t", grid: str = "logsnr", rho: float = 7., eps: float = 1e-3,
-         sigma_min: float | None = None, sigma_max: float | None = None, denoise: bool = False,
-         lower_order_final: bool | None = True) -> Tensor:
+         variable: str = "t", grid: str | None = None, rho: float = 7., eps: float = 1e-3,
+         sigma_min: float | None = None, sigma_max: float | None = None, denoise: bool | str = False,
+         lower_order_final: bool | None = True, corrector: bool = False) -> Tensor:
     """DEIS (Zhang & Chen 2022) with the noise prediction extrapolated by Adams-Bashforth.
 
     The exponential-integrator form of the probability-flow ODE in the VE-equivalent variable is
@@ -213,21 +285,36 @@ def deis(sde, score_fn, z: Tensor, steps: int, generator=None, progress: bool = 
 
     with the polynomial in v = t, the SDE time (``variable="t"``: tAB-DEIS, weights by quadrature) or
     in v = sigma (``"sigma"``: rhoAB-DEIS, exact weights). Orders 1, 2, 3, 3, ... (``order`` <= 4).
+    ``corrector=True``: the Adams-Moulton corrector in PEC mode (the new eps_{i+1}, evaluated at the
+    predicted point, redoes step i -> i+1 with the polynomial through k + 1 values, and is kept;
+    unstable at 5-6 steps on narrow modes, hence off by default). Default grid (``grid=None``):
+    uniform in log-SNR for drift-free SDEs (VE), time-quadratic otherwise (VP, sub-VP).
     """
     _check_common(order, 4, denoise, lower_order_final)
     check_choice("variable", variable, ("t", "sigma"))
+    _check_bool("corrector", corrector)
     view = VEView(sde, score_fn, z)
+    grid = default_grid(sde, grid, "logsnr", "time_quadratic")
     sigmas, last = _levels(view, steps, grid, eps, sigma_min, sigma_max, rho, denoise)
     lof = steps < 10 if lower_order_final is None else lower_order_final
     points, y = start(view, z, sigmas)
     hist: list[tuple[float, Tensor]] = []        # (v_j, eps_j), newest last
+    use, nodes, prev = [], [], None
     for i in tqdm(range(steps), desc="deis", disable=not progress):
         D = view.denoise(y, points[i])
         if i == last:
             y = D
             break
         v = points[i][1] if variable == "t" else sigmas[i]
-        hist = (hist + [(v, (y - D) / sigmas[i])])[-order:]
+        e_new = (y - D) / sigmas[i]
+        if corrector and prev is not None:
+            y_s, s_s, used = prev
+            cn = used + [(v, e_new)]
+            cnodes = [vj for vj, _ in cn]
+            w = _deis_weights(view, cnodes, s_s, sigmas[i]) if variable == "t" else \
+                lagrange_integrals(cnodes, s_s, sigmas[i])
+            y = y_s + sum(wj * e for wj, (_, e) in zip(w, cn))
+        hist = (hist + [(v, e_new)])[-order:]
         k = _order_at(i, len(hist), order, last, lof)
         use = hist[-k:]
         nodes = [vj for vj, _ in use]
@@ -237,5 +324,11 @@ def deis(sde, score_fn, z: Tensor, steps: int, generator=None, progress: bool = 
             w = _deis_weights(view, nodes, sigmas[i], sigmas[i + 1])
         else:
             w = lagrange_integrals(nodes, sigmas[i], sigmas[i + 1])
+        prev = (y, sigmas[i], use)
         y = y + sum(wj * e for wj, (_, e) in zip(w, use))
-    return finish(view, y, None if denoise else points[last])
+    D_free = None
+    if denoise == "free":          # D = y - sigma eps with eps extrapolated to the last level
+        v_last = points[last][1] if variable == "t" else sigmas[last]
+        lw = lagrange_at(nodes, v_last)
+        D_free = y - sigmas[last] * sum(wj * e for wj, (_, e) in zip(lw, use))
+    return _end(view, y, points, last, denoise, D_free)

@@ -52,6 +52,10 @@ ORDER_CASES = [
     ("unipc", {"grid": "logsnr", "lower_order_final": False, "variant": "bh1"}, 2.8),
     ("deis", {"lower_order_final": False}, 2.6),                              # tAB-3: 2.79 / 3.40 (-> 3)
     ("dpm_solver_3", {"lower_order_final": False}, 3.0),                      # 4.02 / 5.43
+    ("ipndm", {"coefficients": "variable", "corrector": True}, 3.8),         # AB4 + AM5 (PEC): 4.28 / 4.59
+    ("deis", {"lower_order_final": False, "corrector": True}, 3.5),          # 4.01 / 4.07
+    ("unipc", {"grid": "logsnr", "lower_order_final": False, "order": 4}, 4.5),   # UniP-4 + UniC: 4.98 / 5.53
+    ("unipc", {"grid": "logsnr", "lower_order_final": False, "variant": "exact"}, 4.5),  # 4.98 / 5.22
 ]
 
 
@@ -84,6 +88,42 @@ def test_denoise_false_returns_x_not_y():
         assert rel < 1e-5, (solver, rel)                       # measured ~1e-8; y instead of x: 5.5e-5
 
 
+def test_free_denoise_converges_to_the_denoised_ode():
+    """denoise="free" returns the solver's own estimate of D(y(sigma_min), sigma_min) (no evaluation):
+    it converges to the converged ODE followed by the denoising step; for this Gaussian that target
+    differs from x(eps) by 5e-4."""
+    for sde in SDES.values():
+        z = sde.prior_sampling((64, 2), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        x_e = exact_flow(sde, z)
+        m, s = sde.marginal_coeffs(torch.tensor([1e-3], dtype=torch.float64))
+        m, sig = float(m[0]), float(s[0] / m[0])
+        mu, s2 = GAUSS.means[0], float(GAUSS.stds[0]) ** 2
+        target = (s2 * x_e / m + sig ** 2 * mu) / (s2 + sig ** 2)
+        assert float((x_e - target).abs().max()) > 4e-4
+        for solver, kw, tol in [("unipc", {"grid": "logsnr", "lower_order_final": False}, 1e-5),   # 4e-6 / 4e-7
+                                ("ipndm", {"coefficients": "variable"}, 1e-3),                    # 3e-4
+                                ("deis", {"grid": "logsnr", "lower_order_final": False}, 2e-3)]:  # 1.2e-3 / 3e-5
+            errs = []
+            for n in (32, 64):
+                x, nfe = fast_sample(sde, GAUSS.score_fn(sde), (64, 2), solver=solver, steps=n, z=z,
+                                     denoise="free", **kw)
+                assert nfe == n
+                errs.append(float((x - target).abs().max()))
+            assert errs[1] < tol and errs[1] < errs[0], (solver, errs)
+
+
+def test_default_grids_follow_the_sde():
+    """grid=None: each solver's measured default for drift-free (VE) and other (VP) SDEs."""
+    for sde_name, expected in [("vesde", {"ipndm": "edm", "unipc": "logsnr", "deis": "logsnr"}),
+                               ("vpsde", {"ipndm": "time_quadratic", "unipc": "time", "deis": "time_quadratic"})]:
+        sde = SDES[sde_name]
+        z = sde.prior_sampling((32, 2), generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+        for solver, grid in expected.items():
+            a, _ = fast_sample(sde, GAUSS.score_fn(sde), (32, 2), solver=solver, steps=7, z=z)
+            b, _ = fast_sample(sde, GAUSS.score_fn(sde), (32, 2), solver=solver, steps=7, z=z, grid=grid)
+            assert torch.equal(a, b), (sde_name, solver)
+
+
 @pytest.mark.parametrize("solver", ["ipndm", "unipc", "deis"])
 def test_nfe_is_steps_and_options(solver):
     sde = SDES["vesde"]
@@ -94,7 +134,7 @@ def test_nfe_is_steps_and_options(solver):
         calls.append(float(t[0]))
         return GAUSS.score(x, t, sde)
     for steps in (1, 2, 5, 12):
-        for denoise in (False, True):
+        for denoise in (False, True, "free"):
             for grid in GRIDS:
                 calls.clear()
                 x, nfe = fast_sample(sde, score, (16, 2), solver=solver, steps=steps, z=z, denoise=denoise,
@@ -103,6 +143,8 @@ def test_nfe_is_steps_and_options(solver):
                 assert calls[0] == pytest.approx(sde.T)          # the first evaluation is where z lives
     with pytest.raises(ValueError, match="order"):
         fast_sample(sde, score, (16, 2), solver=solver, order=7)
+    with pytest.raises(ValueError, match="denoise"):
+        fast_sample(sde, score, (16, 2), solver=solver, denoise="yes")
     with pytest.raises(ValueError, match="grid"):
         fast_sample(sde, score, (16, 2), solver=solver, grid="cosine")
 
@@ -110,7 +152,7 @@ def test_nfe_is_steps_and_options(solver):
 def test_option_validation():
     sde = SDES["vpsde"]
     fn = GAUSS.score_fn(sde)
-    for solver, kw, name in [("unipc", {"variant": "bh3"}, "variant"), ("ipndm", {"coefficients": "exact"}, "coefficients"),
+    for solver, kw, name in [("unipc", {"variant": "bh3"}, "variant"), ("ipndm", {"corrector": "on"}, "corrector"), ("ipndm", {"coefficients": "exact"}, "coefficients"),
                              ("deis", {"variable": "lambda"}, "variable"), ("unipc", {"corrector": 1}, "corrector"),
                              ("ipndm", {"lower_order_final": "yes"}, "lower_order_final"),
                              ("deis", {"sigma_max": 1e4}, "sigma_max"), ("unipc", {"rho": -1.}, "rho")]:
@@ -137,13 +179,13 @@ def test_grids_span_and_order():
 
 def test_auto_solver():
     assert {"ipndm", "unipc", "deis", "heun", "ddim", "dpm_solver_2", "dpm_solver_3"} <= set(SOLVERS)
-    assert all(auto_solver(n) in SOLVERS for n in range(1, 40))
-    assert auto_solver(AUTO[-1][0]) == AUTO[-1][1]
-    sde = SDES["vpsde"]
-    for n in (5, 8, 20):
-        x, nfe = fast_sample(sde, GAUSS.score_fn(sde), (8, 2), solver="auto", steps=n,
-                             generator=torch.Generator().manual_seed(0))
-        assert nfe == n and x.shape == (8, 2)
+    for sde in SDES.values():
+        assert all(auto_solver(n, sde) in SOLVERS for n in range(1, 40))
+        for n in (5, 7, 8, 20):
+            x, nfe = fast_sample(sde, GAUSS.score_fn(sde), (8, 2), solver="auto", steps=n,
+                                 generator=torch.Generator().manual_seed(0))
+            assert nfe == n and x.shape == (8, 2)
+    assert auto_solver(20, SDES["vesde"]) == AUTO["drift_free"][-1][1] and auto_solver(5, SDES["vpsde"]) == "deis"
 
 
 def test_unipc_matches_diffusers_uniPC():
