@@ -10,37 +10,10 @@ config that does not match the file stops with a ValueError naming the first dif
 """
 from __future__ import annotations
 
-import abc
 import os
 
+from .registry import IMPORTERS, Importer, register_importer
 from .safe_load import ALLOWED_GLOBALS, load_torch_file
-
-
-class Importer(abc.ABC):
-    """One checkpoint format. ``obj`` is the file's content read by :func:`load_torch_file` (read once
-    by :func:`import_checkpoint`), or None when ``path`` is a folder."""
-
-    name: str = ""
-
-    @abc.abstractmethod
-    def detect(self, path: str, obj) -> bool:
-        """Whether ``path`` (with content ``obj``) is in this format."""
-
-    @abc.abstractmethod
-    def load(self, path: str, config, obj=None) -> dict:
-        """{"model": state_dict, "ema": state_dict, "step": int, "source": name} for get_model(config);
-        reads ``path`` itself when ``obj`` is None."""
-
-
-IMPORTERS: dict[str, Importer] = {}
-
-
-def register_importer(cls: type[Importer]) -> type[Importer]:
-    """Class decorator adding an instance of ``cls`` to IMPORTERS under ``cls.name``."""
-    if not cls.name or cls.name in IMPORTERS:
-        raise ValueError(f"importer name {cls.name!r} is empty or already registered")
-    IMPORTERS[cls.name] = cls()
-    return cls
 
 
 def read_checkpoint(path: str):
@@ -88,6 +61,4 @@ def import_checkpoint(path: str, config, source: str = "auto") -> dict:
 __all__ = ["IMPORTERS", "Importer", "register_importer", "import_checkpoint", "detect_source",
            "read_checkpoint", "load_torch_file", "ALLOWED_GLOBALS"]
 
-from . import score_sde  # noqa: E402,F401  (register the importers)
-from . import ncsnv2  # noqa: E402,F401
-from . import diffusers  # noqa: E402,F401
+from . import diffusers, ncsnv2, score_sde  # noqa: E402,F401  (register the importers)

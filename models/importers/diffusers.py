@@ -18,7 +18,7 @@ import re
 
 import torch
 
-from . import Importer, register_importer
+from .registry import Importer, register_importer
 from .common import check_state_dict, expected_state_dict
 
 Tensor = torch.Tensor

@@ -17,7 +17,7 @@ import re
 
 import torch
 
-from . import Importer, register_importer
+from .registry import Importer, register_importer
 from .common import check_buffer, check_state_dict
 from .safe_load import load_torch_file
 
