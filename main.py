@@ -29,12 +29,16 @@ config_flags.DEFINE_config_file("config", None, "Training configuration file (co
 flags.DEFINE_string("workdir", None, "Working directory: checkpoints, logs, samples, evaluation results.")
 flags.DEFINE_string("mode", "train", "What to do; one of workflows.WORKFLOWS: train, eval, sample, likelihood, "
                     "encode, compare, train_classifier, recipe, interpolate, inpaint, colorize, "
-                    "conditional_sample.")
+                    "conditional_sample, import.")
 flags.DEFINE_string("eval_folder", "eval", "Subfolder of workdir for --mode eval outputs.")
 flags.DEFINE_bool("decode", False, "--mode encode: also decode the latents and report the reconstruction error.")
 flags.DEFINE_bool("progress", True, "Show tqdm progress bars.")
 flags.DEFINE_integer("num", 0, "--mode sample: number of samples (0: config.sampling.num_samples); "
                      "--mode likelihood / encode: number of test points (0: all / config.eval.batch_size).")
+flags.DEFINE_string("checkpoint", "", "--mode import: the original code's checkpoint (score_sde_pytorch or "
+                    "ermongroup/ncsnv2 .pth, or a diffusers model / pipeline folder).")
+flags.DEFINE_string("source", "auto", "--mode import: score_sde_pytorch | ncsnv2 | diffusers | auto.")
+flags.DEFINE_bool("force", False, "--mode import: add the import to a workdir that already holds checkpoints.")
 flags.DEFINE_alias("num_points", "num")  # torchrun's argument parser takes --num=... for its --numa-binding
 
 CONFIG_ERRORS = (ValueError, FileNotFoundError, KeyError, TypeError)
@@ -48,7 +52,8 @@ DISTRIBUTED_MODES = tuple(name for name, w in WORKFLOWS.items() if w.distributed
 
 def _options(workflow) -> dict:
     """The command-line options a workflow takes, from the flags."""
-    values = {"num": FLAGS.num, "decode": FLAGS.decode, "eval_folder": FLAGS.eval_folder}
+    values = {"num": FLAGS.num, "decode": FLAGS.decode, "eval_folder": FLAGS.eval_folder,
+              "checkpoint": FLAGS.checkpoint, "source": FLAGS.source, "force": FLAGS.force}
     return {"progress": FLAGS.progress, **{k: values[k] for k in workflow.options}}
 
 

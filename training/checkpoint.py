@@ -147,8 +147,10 @@ def _cpu(obj):
 
 
 def capture_state(step: int, model: torch.nn.Module, ema=None, optimizer=None,
-                  generators: Mapping[str, torch.Generator] | None = None, extra: dict | None = None) -> dict:
-    """Everything needed to continue training bitwise-identically from ``step``."""
+                  generators: Mapping[str, torch.Generator] | None = None, extra: dict | None = None,
+                  config=None) -> dict:
+    """Everything needed to continue training bitwise-identically from ``step``, and the ``config`` the
+    run uses (``training.run_config.config_record``; checked by every later use of the checkpoint)."""
     state = {
         "format_version": FORMAT_VERSION,
         "step": int(step),
@@ -166,6 +168,9 @@ def capture_state(step: int, model: torch.nn.Module, ema=None, optimizer=None,
         state["rng"]["cuda"] = [s.cpu() for s in torch.cuda.get_rng_state_all()]
     if extra:
         state["extra"] = dict(extra)
+    if config is not None:
+        from .run_config import config_record
+        state["config"] = config_record(config)
     return state
 
 

@@ -25,6 +25,7 @@ from sde_lib.base import SDE
 from .build import check_config
 from .checkpoint import LoadedCheckpoint, read_latest_checkpoint, restore_state
 from .distributed import RunInfo
+from .run_config import check_recorded
 from .inference import draw_samples, likelihood_stats, sampling_sde, score_fn_for
 
 Tensor = torch.Tensor
@@ -96,6 +97,7 @@ def open_run(config, workdir: str, device: torch.device | str | None = None,
     if which not in ("ema", "raw"):
         raise ValueError(f"which must be 'ema' or 'raw', got {which!r}")
     ckpt = read_latest_checkpoint(workdir)
+    check_recorded(ckpt.state, config, ckpt.path)
     model = load_weights(config, ckpt, which).to(device)
     return TrainedRun(config=config, workdir=workdir, sde=checked.sde, model=model,
                       score_fn=score_fn_for(config, checked.sde, model), data=checked.data, step=ckpt.step,

@@ -35,6 +35,7 @@ from scoredata import is_image
 from .build import (Components, build_components, build_loss_fn, build_optimizer, check_config,  # noqa: F401
                     make_generators, resolve_device, run_info)
 from .checkpoint import CheckpointManager, capture_state, checkpoint_dir, restore_state
+from .run_config import check_recorded
 from .distributed import barrier
 from .inference import draw_samples
 from .logs import CsvLog, RunLog, read_csv_log  # noqa: F401
@@ -82,13 +83,14 @@ def train(config, workdir: str, progress: bool = True) -> None:
     loaded = mgr.load_latest()
     if loaded is not None:
         state, path = loaded
+        check_recorded(state, config, path)
         step = restore_state(state, model, ema, optimizer, gens)
         log.info("resumed from %s (step %d)", path, step)
     barrier(info)  # every rank has read the checkpoint before rank 0 may write the next one
     if info.is_main:
         os.makedirs(workdir, exist_ok=True)
         if step == 0 and loaded is None and n_iters == 0:  # still leave a (untrained) checkpoint behind
-            mgr.save(capture_state(0, model, ema, optimizer, gens), "ckpt")
+            mgr.save(capture_state(0, model, ema, optimizer, gens, config=config), "ckpt")
     if step >= n_iters:
         log.info("nothing to do: checkpoint step %d >= n_iters %d", step, n_iters)
         return None
@@ -141,7 +143,8 @@ def train(config, workdir: str, progress: bool = True) -> None:
             periodic = int(tr.snapshot_freq) > 0 and step % int(tr.snapshot_freq) == 0
             resume = int(tr.snapshot_freq_for_preemption) > 0 and step % int(tr.snapshot_freq_for_preemption) == 0
             if info.is_main and (periodic or resume or step == n_iters):
-                mgr.save(capture_state(step, model, ema, optimizer, gens), "ckpt" if periodic else "resume")
+                mgr.save(capture_state(step, model, ema, optimizer, gens, config=config),
+                         "ckpt" if periodic else "resume")
             if info.is_main and periodic and bool(tr.snapshot_sampling):
                 _snapshot(config, workdir, step, comp, ema, device)
             t_window += time.perf_counter() - t_side

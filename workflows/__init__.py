@@ -13,6 +13,7 @@
     inpaint             inpaint              samplers.controllable.inpaint (+ NCSN Algorithm 2)
     colorize            colorize             samplers.controllable.colorize
     conditional_sample  conditional_sample   samplers.pc_sample with classifier guidance
+    import              import_weights       models.import_checkpoint -> a toolkit checkpoint in workdir
 
 Every workflow is ``mode_<name>(config, workdir, progress=True, ...) -> exit code``; a user error (bad
 config, no checkpoint, wrong data kind) prints one ``error: ...`` line and returns 2. ``WORKFLOWS``
@@ -30,6 +31,7 @@ from .compare import mode_compare
 from .conditional_sample import mode_conditional_sample
 from .encode import mode_encode
 from .evaluate import mode_eval
+from .import_weights import mode_import
 from .inpaint import MASKS, make_mask, mode_inpaint
 from .interpolate import interpolate, mode_interpolate, slerp
 from .likelihood import mode_likelihood
@@ -63,6 +65,7 @@ WORKFLOWS: dict[str, Workflow] = {
     "inpaint": Workflow(mode_inpaint),
     "colorize": Workflow(mode_colorize),
     "conditional_sample": Workflow(mode_conditional_sample),
+    "import": Workflow(mode_import, ("checkpoint", "source", "force")),
 }
 #: the researcher workflows as plain functions (the older registry form)
 WORKFLOW_MODES: dict[str, Callable[..., int]] = {name: w.run for name, w in WORKFLOWS.items()}
@@ -71,4 +74,4 @@ __all__ = ["WORKFLOWS", "Workflow", "WORKFLOW_MODES", "WorkflowError", "cli", "C
            "controllable_options", "MASKS", "make_mask", "PALETTE", "tinted_digits", "slerp", "interpolate",
            "mode_train", "mode_eval", "mode_sample", "mode_likelihood", "mode_encode", "mode_compare",
            "mode_train_classifier", "mode_recipe", "mode_interpolate", "mode_inpaint", "mode_colorize",
-           "mode_conditional_sample"]
+           "mode_conditional_sample", "mode_import"]
