@@ -68,6 +68,6 @@ def check_recorded(state: Mapping, config, path: str) -> None:
     if diff:
         key, was, now = diff[0]
         more = f" (and {len(diff) - 1} more)" if len(diff) > 1 else ""
-        raise ValueError(f"config.{key} is {now!r} but {path} was made with {key} = {was!r}{more}; use the "
+        raise ValueError(f"config.{key} is {now!r} but {path} was made with config.{key} = {was!r}{more}; use the "
                          f"config the run was trained with (a different SDE, network or data shape gives a "
                          f"wrong model), or another --workdir")
