@@ -94,6 +94,16 @@ def _end(view: VEView, y: Tensor, points, last: int, denoise, D_free: Tensor | N
     return finish(view, y, points[last])
 
 
+def long_final_step(sigmas: list[float], factor: float = 1.5) -> bool:
+    """Whether the last step is long in log sigma: log(sigma_{n-1} / sigma_n) > ``factor`` times the
+    mean log-step (time grids on VP, EDM grids). Extrapolating a high-order polynomial over such a
+    step is unstable, so ``lower_order_final=None`` lowers the final orders exactly then."""
+    if len(sigmas) < 3:
+        return True
+    mean = math.log(sigmas[0] / sigmas[-1]) / (len(sigmas) - 1)
+    return math.log(sigmas[-2] / sigmas[-1]) > factor * mean
+
+
 def _order_at(i: int, n_hist: int, order: int, last: int, lower_order_final: bool) -> int:
     k = min(order, n_hist)
     return min(k, last - i) if lower_order_final else k
@@ -204,7 +214,7 @@ def _unipc_step(y_s: Tensor, lam_s: float, lam_t: float, D_s: Tensor, older, D_t
 @register_solver("unipc")
 def unipc(sde, score_fn, z: Tensor, steps: int, generator=None, progress: bool = False, order: int = 4,
           variant: str = "bh1", grid: str | None = None, rho: float = 7., eps: float = 1e-3,
-          sigma_min: float | None = None, sigma_max: float | None = None, denoise: bool | str = False,
+          sigma_min: float | None = None, sigma_max: float | None = None, denoise: bool | str | None = None,
           lower_order_final: bool | None = True, corrector: bool = True) -> Tensor:
     """UniPC (Zhao et al. 2023), data prediction, in lambda = -log sigma (equations in ``_unipc_step``).
 
@@ -215,7 +225,12 @@ def unipc(sde, score_fn, z: Tensor, steps: int, generator=None, progress: bool =
     corrector after the last step (it would cost an evaluation). ``order`` in [1, 4] (orders 1, 2, 3,
     4, 4, ... and, with ``lower_order_final``, at most the number of steps left). Default grid
     (``grid=None``): uniform in log-SNR for drift-free SDEs (VE), uniform in t otherwise (VP, sub-VP).
+    ``denoise=None`` (default): "free" from 12 steps on (the final denoising jump sigma_min^2 m score
+    does not shrink with the steps and dominates there), False below (the extrapolated D is then less
+    accurate than the integrated state).
     """
+    if denoise is None:
+        denoise = "free" if steps >= 12 else False
     _check_common(order, 4, denoise, lower_order_final)
     check_choice("variant", variant, ("bh1", "bh2", "exact"))
     _check_bool("corrector", corrector)
@@ -274,7 +289,7 @@ def _deis_weights(view: VEView, t_nodes: list[float], s_a: float, s_b: float) ->
 def deis(sde, score_fn, z: Tensor, steps: int, generator=None, progress: bool = False, order: int = 3,
          variable: str = "t", grid: str | None = None, rho: float = 7., eps: float = 1e-3,
          sigma_min: float | None = None, sigma_max: float | None = None, denoise: bool | str = False,
-         lower_order_final: bool | None = True, corrector: bool = False) -> Tensor:
+         lower_order_final: bool | None = None, corrector: bool = False) -> Tensor:
     """DEIS (Zhang & Chen 2022) with the noise prediction extrapolated by Adams-Bashforth.
 
     The exponential-integrator form of the probability-flow ODE in the VE-equivalent variable is
@@ -288,7 +303,9 @@ def deis(sde, score_fn, z: Tensor, steps: int, generator=None, progress: bool = 
     ``corrector=True``: the Adams-Moulton corrector in PEC mode (the new eps_{i+1}, evaluated at the
     predicted point, redoes step i -> i+1 with the polynomial through k + 1 values, and is kept;
     unstable at 5-6 steps on narrow modes, hence off by default). Default grid (``grid=None``):
-    uniform in log-SNR for drift-free SDEs (VE), time-quadratic otherwise (VP, sub-VP).
+    uniform in log-SNR for drift-free SDEs (VE), time-quadratic otherwise (VP, sub-VP);
+    ``lower_order_final=None``: lower the final orders only when the last step is long in log sigma
+    (``long_final_step``: the time-quadratic grid, not the log-SNR one).
     """
     _check_common(order, 4, denoise, lower_order_final)
     check_choice("variable", variable, ("t", "sigma"))
@@ -296,7 +313,7 @@ def deis(sde, score_fn, z: Tensor, steps: int, generator=None, progress: bool = 
     view = VEView(sde, score_fn, z)
     grid = default_grid(sde, grid, "logsnr", "time_quadratic")
     sigmas, last = _levels(view, steps, grid, eps, sigma_min, sigma_max, rho, denoise)
-    lof = steps < 10 if lower_order_final is None else lower_order_final
+    lof = long_final_step(sigmas) if lower_order_final is None else lower_order_final
     points, y = start(view, z, sigmas)
     hist: list[tuple[float, Tensor]] = []        # (v_j, eps_j), newest last
     use, nodes, prev = [], [], None
