@@ -25,9 +25,10 @@ def get_default_configs() -> ml_collections.ConfigDict:
     training.snapshot_freq = 500           # kept checkpoints (last keep_checkpoints of them)
     training.snapshot_freq_for_preemption = 100   # the frequent resume checkpoint
     training.keep_checkpoints = 3
+    training.restart_from_scratch = False  # train from step 0 in a workdir whose checkpoints are all unreadable
     training.snapshot_sampling = True      # write a PNG of samples at every snapshot
     training.n_snapshot_samples = 64
-    training.mixed_precision = "none"      # none | bf16 (GPU)
+    training.mixed_precision = "none"      # none | bf16 | fp16 (CUDA: autocast float16 + GradScaler)
     training.compile = False
     training.num_threads = 0               # torch.set_num_threads (0: leave as is)
 

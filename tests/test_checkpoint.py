@@ -136,3 +136,56 @@ def test_atomic_write_text(tmp_path):
     ck.atomic_write_text(p, '{"a": 1}')
     ck.atomic_write_text(p, '{"a": 2}')
     assert open(p).read() == '{"a": 2}' and os.listdir(tmp_path) == ["m.json"]
+
+
+# ----------------------------------------------------------------------------- unreadable files (issue 10, item 1)
+def _garbage(mgr, step, kind="ckpt"):
+    path = mgr.path(step, kind)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(b"PK\x03\x04 not a whole checkpoint")
+    return path
+
+
+def test_pruning_counts_only_readable_checkpoints(tmp_path):
+    """Unreadable files at higher steps neither count towards ``keep`` nor get a new checkpoint pruned;
+    they are left where they are (never deleted)."""
+    mgr = CheckpointManager(str(tmp_path), keep=2)
+    bad = [_garbage(mgr, 100), _garbage(mgr, 200)]
+    for step in (10, 20, 30):
+        mgr.save(_state(step)[0], "ckpt")
+    names = [(s, k) for s, k, _ in mgr.list()]
+    assert names == [(200, "ckpt"), (100, "ckpt"), (30, "ckpt"), (20, "ckpt")]   # 10 pruned, 20 and 30 kept
+    assert all(os.path.isfile(p) for p in bad)
+    # a fresh manager (a resumed run) finds the same: the newest readable file is step 30
+    mgr2 = CheckpointManager(str(tmp_path), keep=2)
+    state, path = mgr2.load_latest()
+    assert state["step"] == 30 and path.endswith("ckpt_000000030.pth")
+    mgr2.save(_state(35)[0], "resume")
+    mgr2.save(_state(40)[0], "ckpt")
+    assert [(s, k) for s, k, _ in mgr2.list()] == [(200, "ckpt"), (100, "ckpt"), (40, "ckpt"), (30, "ckpt")]
+    # readable files older than the loaded one are checked before they are counted
+    mgr3 = CheckpointManager(str(tmp_path / "b"), keep=2)
+    for step in (10, 20):
+        mgr3.save(_state(step)[0], "ckpt")
+    _garbage(mgr3, 30)
+    with open(mgr3.path(20), "r+b") as f:             # 20 damaged too: only 10 is readable
+        f.truncate(100)
+    mgr4 = CheckpointManager(str(tmp_path / "b"), keep=2)
+    assert mgr4.load_latest()[0]["step"] == 10
+    mgr4.save(_state(11)[0], "ckpt")
+    assert [s for s, _, _ in mgr4.list()] == [30, 20, 11, 10]   # 10 is one of the two readable ones: kept
+    assert mgr4.readable_steps() == [11, 10]
+
+
+def test_stale_temporary_files_are_removed(tmp_path):
+    """A process killed inside ``_atomic_write`` leaves ``.<name>.<random>.tmp``; the next manager that
+    takes over the directory removes them (and nothing else)."""
+    mgr = CheckpointManager(str(tmp_path), keep=2)
+    mgr.save(_state(10)[0], "ckpt")
+    stale = tmp_path / ".ckpt_000000020.pth.abc123.tmp"
+    stale.write_bytes(b"partial")
+    other = tmp_path / "notes.txt"
+    other.write_text("keep me")
+    assert mgr.remove_temporary_files() == [str(stale)]
+    assert sorted(os.listdir(tmp_path)) == ["ckpt_000000010.pth", "notes.txt"]

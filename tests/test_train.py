@@ -215,3 +215,202 @@ def test_exact_resume_image_model_with_dropout_and_flips(tmp_path):
     T.train(cfg(6), part, progress=False)
     a, b = final_state(full), final_state(part)
     assert a["step"] == b["step"] == 6 and bitwise_equal(a, b)
+
+
+# ----------------------------------------------------------------------------- issue 10: nothing lost
+def _garble(path):
+    with open(path, "wb") as f:
+        f.write(b"PK\x03\x04 damaged")
+
+
+def test_unreadable_checkpoints_never_restart_or_prune(uninterrupted, tmp_path, capsys):
+    """All checkpoints unreadable: training is refused (files untouched) unless
+    training.restart_from_scratch; unreadable files at higher steps never get new checkpoints pruned."""
+    from workflows import mode_train
+    _, full = uninterrupted
+    wd = str(tmp_path / "run")
+    T.train(small_config(n_iters=10), wd, progress=False)
+    mgr = CheckpointManager(T.checkpoint_dir(wd), keep=2)
+    for step in (100, 200):
+        _garble(mgr.path(step))
+    for _, _, p in mgr.list():
+        _garble(p)
+    before = {p: open(p, "rb").read() for _, _, p in mgr.list()}
+    with pytest.raises(ValueError, match=r"none of the 3 checkpoint files.*readable.*restart_from_scratch"):
+        T.train(small_config(n_iters=40), wd, progress=False)
+    assert {p: open(p, "rb").read() for _, _, p in mgr.list()} == before
+    capsys.readouterr()
+    assert mode_train(small_config(n_iters=40), wd, progress=False) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "restart_from_scratch" in err[0]
+
+    T.train(small_config(n_iters=40, restart_from_scratch=True), wd, progress=False)
+    assert [(s, k) for s, k, _ in mgr.list()] == [(200, "ckpt"), (100, "ckpt"), (40, "ckpt"), (30, "ckpt")]
+    assert bitwise_equal(final_state(wd), full)        # trained from step 0, like the uninterrupted run
+
+    # resuming below unreadable files: the new checkpoints are kept, the run ends where it should
+    wd2 = str(tmp_path / "resume")
+    T.train(small_config(n_iters=25), wd2, progress=False)
+    mgr2 = CheckpointManager(T.checkpoint_dir(wd2), keep=2)
+    for step in (100, 200):
+        _garble(mgr2.path(step))
+    T.train(small_config(n_iters=40), wd2, progress=False)
+    assert [(s, k) for s, k, _ in mgr2.list()] == [(200, "ckpt"), (100, "ckpt"), (40, "ckpt"), (30, "ckpt")]
+    assert bitwise_equal(final_state(wd2), full)
+
+
+def test_splits_are_checked_before_training(tmp_path, monkeypatch):
+    """An empty test split with evaluation on is refused before any work; without evaluation it trains."""
+    from scoredata import registry
+    real = registry.DATASETS["toy2d"]
+
+    def load(config, split):
+        x = real.load(config, split)
+        return x if split == "train" else x[:0]
+
+    monkeypatch.setitem(registry.DATASETS, "toy2d", registry.DatasetSpec(load, image=False, levels=real.levels))
+    wd = str(tmp_path)
+    with pytest.raises(ValueError, match=r"test split.*empty.*config\.training\.eval_freq"):
+        T.train(small_config(n_iters=20), wd, progress=False)
+    assert not CheckpointManager(T.checkpoint_dir(wd)).list()
+    T.train(small_config(n_iters=10, eval_freq=0), wd, progress=False)
+    assert final_state(wd)["step"] == 10
+    monkeypatch.setitem(registry.DATASETS, "toy2d", registry.DatasetSpec(
+        lambda config, split: real.load(config, split)[:0], image=False, levels=real.levels))
+    with pytest.raises(ValueError, match=r"train split.*empty"):
+        T.train(small_config(n_iters=20, eval_freq=0), str(tmp_path / "b"), progress=False)
+
+
+def test_evaluation_failure_keeps_the_step(uninterrupted, tmp_path, monkeypatch):
+    """An evaluation that fails at a step without a scheduled checkpoint: that step's state is saved
+    first, the error names it, and the resumed run ends bitwise equal to the uninterrupted one."""
+    _, full = uninterrupted
+    real = T._eval_loss
+
+    def failing(config, loss_fn, model, ema, test_data, step, device):
+        if step == 15:
+            raise RuntimeError("out of memory in the evaluation")
+        return real(config, loss_fn, model, ema, test_data, step, device)
+
+    monkeypatch.setattr(T, "_eval_loss", failing)
+    wd = str(tmp_path)
+    with pytest.raises(RuntimeError, match=r"evaluation at step 15 failed.*out of memory.*resume_000000015"):
+        T.train(small_config(n_iters=40, eval_freq=15), wd, progress=False)
+    assert final_state(wd)["step"] == 15
+    monkeypatch.setattr(T, "_eval_loss", real)
+    T.train(small_config(n_iters=40), wd, progress=False)
+    assert bitwise_equal(final_state(wd), full)
+
+
+@pytest.mark.parametrize("overrides, key", [
+    ({"training.batch_size": -4}, "config.training.batch_size"),
+    ({"training.batch_size": 0}, "config.training.batch_size"),
+    ({"training.keep_checkpoints": 0}, "config.training.keep_checkpoints"),
+    ({"training.eval_freq": -1}, "config.training.eval_freq"),
+    ({"training.log_freq": -2}, "config.training.log_freq"),
+    ({"training.mixed_precision": "fp8"}, "config.training.mixed_precision"),
+    ({"optim.lr": -1.}, "config.optim.lr"),
+    ({"optim.lr": float("nan")}, "config.optim.lr"),
+    ({"optim.beta1": 1.5}, "config.optim.beta1"),
+    ({"optim.eps": 0.}, "config.optim.eps"),
+    ({"optim.warmup": -1}, "config.optim.warmup"),
+    ({"optim.weight_decay": -0.1}, "config.optim.weight_decay"),
+    ({"eval.batch_size": 0}, "config.eval.batch_size"),
+    ({"sampling.corrector": "langevin", "sampling.n_steps_each": 0}, "config.sampling.n_steps_each"),
+])
+def test_bad_training_settings_are_refused_naming_the_key(tmp_path, overrides, key):
+    c = small_config()
+    for dotted, value in overrides.items():
+        section, name = dotted.split(".")
+        c[section][name] = value
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        T.train(c, str(tmp_path), progress=False)
+    assert not os.path.exists(os.path.join(tmp_path, "checkpoints"))
+
+
+def test_fp16_is_refused_without_cuda_and_honoured_with_it(tmp_path):
+    c = small_config(n_iters=4, mixed_precision="fp16")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"config\.training\.mixed_precision='fp16' needs a CUDA device"):
+            T.train(c, str(tmp_path), progress=False)
+        return
+    c.device = "cuda"
+    seen = []
+    real = T.build_loss_fn
+
+    def spy(config, sde, train=True):
+        fn = real(config, sde, train)
+
+        def loss(model, batch, generator=None, **kw):
+            seen.append(torch.is_autocast_enabled("cuda") and torch.get_autocast_dtype("cuda") == torch.float16)
+            return fn(model, batch, generator=generator, **kw)
+        return loss
+
+    T.build_loss_fn, saved = spy, T.build_loss_fn
+    try:
+        T.train(c, str(tmp_path), progress=False)
+    finally:
+        T.build_loss_fn = saved
+    state = final_state(str(tmp_path))
+    assert seen and all(seen) and state["step"] == 4 and "scale" in state["extra"]["grad_scaler"]
+
+
+def test_workdir_that_is_a_file_or_read_only(tmp_path, monkeypatch):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    for wd in (f, f / "sub"):
+        with pytest.raises(ValueError, match=r"workdir.*afile.* is a file"):
+            T.train(small_config(n_iters=5), str(wd), progress=False)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if os.geteuid() != 0:                       # root ignores permissions: simulated below
+        ro.chmod(0o555)
+        try:
+            with pytest.raises(ValueError, match=r"cannot write .*/ro \(Permission denied\)"):
+                T.train(small_config(n_iters=5), str(ro), progress=False)
+        finally:
+            ro.chmod(0o755)
+    from training import workdir as W
+    real = W.tempfile.mkstemp
+
+    def denied(*a, dir=None, **k):
+        if str(dir).startswith(str(ro / "checkpoints")):
+            raise PermissionError(13, "Permission denied", os.path.join(dir, ".write_probe.x"))
+        return real(*a, dir=dir, **k)
+
+    monkeypatch.setattr(W.tempfile, "mkstemp", denied)
+    with pytest.raises(ValueError, match=r"cannot write .*/ro/checkpoints \(Permission denied\)"):
+        T.train(small_config(n_iters=5), str(ro), progress=False)
+    assert not os.path.exists(ro / "log.csv")
+
+
+def test_second_trainer_on_a_workdir_is_refused(tmp_path):
+    """A live lock holder (another process) makes a second trainer refuse; once it dies (SIGKILL: the
+    kernel drops its lock) the lock file left behind does not block."""
+    import signal
+    import time
+    from training.workdir import WorkdirLock
+    wd = str(tmp_path)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                   # the first trainer: hold the lock until killed
+        try:
+            os.close(r)
+            WorkdirLock(wd).acquire()
+            os.write(w, b"1")
+            time.sleep(60)
+        finally:
+            os._exit(0)
+    os.close(w)
+    assert os.read(r, 1) == b"1"
+    os.close(r)
+    try:
+        with pytest.raises(ValueError, match=rf"another trainer \(pid {pid}.*holds.*train\.lock"):
+            T.train(small_config(n_iters=5), wd, progress=False)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert os.path.exists(os.path.join(wd, "train.lock"))      # stale: left by the killed process
+    T.train(small_config(n_iters=5), wd, progress=False)
+    assert final_state(wd)["step"] == 5
+    assert not os.path.exists(os.path.join(wd, "train.lock"))  # released and removed at the end

@@ -9,6 +9,7 @@ Each builder checks its own part of the config and raises ValueError naming the 
     build_components(config, device)   the data splits, the model (seeded) and one forward pass
     build_loss_fn(config, sde)         config.training's loss options                 (training.losses)
     build_optimizer(config, params)    config.optim
+    check_training_config(config)      config.training's counts, frequencies, mixed precision
     check_sampling_config(config)      config.sampling                                (training.inference)
 
 ``check_config(config, purpose)`` runs exactly the checks a purpose needs and nothing else: "train"
@@ -27,7 +28,7 @@ from models import get_model, get_score_fn
 from scoredata import DataSpec, data_spec, get_dataset
 from sde_lib import get_sde
 from sde_lib.base import SDE
-from sde_lib.checks import check_choice
+from sde_lib.checks import check_choice, check_positive
 
 from .distributed import RunInfo, device_for_rank, init_distributed
 from .inference import check_sampling_config
@@ -97,22 +98,39 @@ def check_model_io(config, sde, model: torch.nn.Module, x: torch.Tensor) -> None
                          f"data of shape {tuple(x.shape[1:])} (config.data.shape)")
 
 
-def build_components(config, device: torch.device | str = "cpu", need_test: bool = False) -> Components:
+def _where(config) -> str:
+    path = str(getattr(config.data, "path", "") or "")
+    return f"dataset {config.data.dataset!r}" + (f" ({path})" if path else "")
+
+
+def build_components(config, device: torch.device | str = "cpu", need_test: bool | None = None) -> Components:
     """What training needs: SDE, data splits, the model (seeded), checked with one forward pass.
 
-    Raises ValueError / FileNotFoundError with a one-line message on a bad config.
+    The splits are checked up front: an empty train split is refused; the test split must load and be
+    non-empty when ``need_test`` (default: evaluation is on, config.training.eval_freq > 0), else a
+    missing test split only disables the evaluation losses (with a warning). Raises ValueError /
+    FileNotFoundError with a one-line message on a bad config.
     """
+    if need_test is None:
+        need_test = int(config.training.eval_freq) > 0
     sde = get_sde(config)
     train_data = get_dataset(config, "train")          # data first: a missing path fails in no time
     check_data_shape(config, train_data, "train")
+    if train_data.shape[0] == 0:
+        raise ValueError(f"the train split of {_where(config)} is empty; training needs data")
     test_data = None
     try:
         test_data = get_dataset(config, "test")
         check_data_shape(config, test_data, "test")
+        if test_data.shape[0] == 0:
+            raise ValueError(f"the test split of {_where(config)} is empty")
     except (ValueError, FileNotFoundError, KeyError) as e:
         if need_test:
-            raise
+            raise ValueError(f"{str(e).rstrip('.')}; the evaluation losses (config.training.eval_freq="
+                             f"{int(config.training.eval_freq)}) need a non-empty test split: provide one, or "
+                             f"set config.training.eval_freq=0 to train without them") from None
         log.warning("no usable test split (%s); evaluation losses are skipped", e)
+        test_data = None
     torch.manual_seed(int(config.seed))
     model = get_model(config).to(device)
     check_model_io(config, sde, model, train_data[:2].to(device))
@@ -132,9 +150,46 @@ def build_loss_fn(config, sde, train: bool = True):
 
 
 def check_optim_config(config) -> None:
-    """``config.optim.optimizer`` is Adam (the only optimizer of the training loop)."""
-    if str(config.optim.optimizer).lower() != "adam":
-        raise ValueError(f"config.optim.optimizer must be 'Adam', got {config.optim.optimizer!r}")
+    """``config.optim``: the optimizer is Adam (the only one of the training loop); lr > 0, beta1 in
+    [0, 1), eps > 0, weight_decay >= 0, warmup >= 0 steps, grad_clip finite (<= 0: no clipping)."""
+    o = config.optim
+    if str(o.optimizer).lower() != "adam":
+        raise ValueError(f"config.optim.optimizer must be 'Adam', got {o.optimizer!r}")
+    check_positive("config.optim.lr", o.lr)
+    check_positive("config.optim.eps", o.eps)
+    check_positive("config.optim.weight_decay", o.weight_decay, allow_zero=True)
+    check_positive("config.optim.warmup", o.warmup, integer=True, allow_zero=True)
+    beta1 = o.beta1
+    if isinstance(beta1, bool) or not isinstance(beta1, (int, float)) or not 0. <= float(beta1) < 1.:
+        raise ValueError(f"config.optim.beta1 must be a number in [0, 1), got {beta1!r}")
+    clip = o.grad_clip
+    if isinstance(clip, bool) or not isinstance(clip, (int, float)) or float(clip) != float(clip) or \
+            abs(float(clip)) == float("inf"):
+        raise ValueError(f"config.optim.grad_clip must be a finite number (<= 0: no clipping), got {clip!r}")
+
+
+MIXED_PRECISION = ("none", "bf16", "fp16")
+
+
+def check_training_config(config, device: torch.device | None = None) -> None:
+    """``config.training``'s counts and switches: batch_size >= 1, n_iters >= 0, the frequencies >= 0
+    (0: never), keep_checkpoints >= 1, mixed_precision one of ``MIXED_PRECISION`` ("fp16" needs a CUDA
+    device: autocast float16 with a GradScaler), and config.eval.batch_size >= 1 (evaluation losses)."""
+    tr = config.training
+    check_positive("config.training.batch_size", tr.batch_size, integer=True)
+    check_positive("config.training.n_iters", tr.n_iters, integer=True, allow_zero=True)
+    for key in ("log_freq", "eval_freq", "snapshot_freq", "snapshot_freq_for_preemption"):
+        check_positive(f"config.training.{key}", tr[key], integer=True, allow_zero=True)
+    check_positive("config.training.keep_checkpoints", tr.keep_checkpoints, integer=True)
+    if bool(tr.snapshot_sampling):
+        check_positive("config.training.n_snapshot_samples", tr.n_snapshot_samples, integer=True)
+    check_positive("config.eval.batch_size", config.eval.batch_size, integer=True)
+    mp = str(getattr(tr, "mixed_precision", "none"))
+    check_choice("config.training.mixed_precision", mp, MIXED_PRECISION)
+    device = device if device is not None else resolve_device(config)
+    if mp == "fp16" and device.type != "cuda":
+        raise ValueError(f"config.training.mixed_precision='fp16' needs a CUDA device (autocast float16 with a "
+                         f"GradScaler), but training runs on {device}; use 'bf16' or 'none' on a CPU")
 
 
 def build_optimizer(config, params) -> torch.optim.Optimizer:
@@ -162,7 +217,8 @@ def check_eval_config(config) -> None:
 def check_config(config, purpose: str = "use") -> CheckedConfig:
     """Validate what ``purpose`` ("train" | "use") needs of ``config``, raising ValueError naming the
     first bad key. Both: device, SDE, data spec (no data read), sampling settings. "use": also
-    config.eval.ckpt. "train": also n_iters, the loss options (a loss closure is built) and the optimizer.
+    config.eval.ckpt. "train": also ``check_training_config``, the loss options (a loss closure is built)
+    and the optimizer (``check_optim_config``).
     The data splits and the network are checked where they are built (``build_components``, ``open_run``).
     """
     check_choice("purpose", purpose, PURPOSES)
@@ -173,9 +229,7 @@ def check_config(config, purpose: str = "use") -> CheckedConfig:
     if purpose == "use":
         check_eval_config(config)
     else:
-        n_iters = int(config.training.n_iters)
-        if n_iters < 0:
-            raise ValueError(f"config.training.n_iters must be >= 0, got {n_iters}")
+        check_training_config(config, device)
         build_loss_fn(config, sde, train=True)
         check_optim_config(config)
     return CheckedConfig(device=device, sde=sde, data=spec)

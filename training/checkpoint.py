@@ -7,10 +7,16 @@ Layout of ``<workdir>/checkpoints``:
   steps); only the newest one is kept, and it is removed once a newer periodic checkpoint exists.
 
 Every file is written to a temporary file in the same directory, flushed, ``fsync``-ed and moved into
-place with ``os.replace``, so a crash never leaves a partially written checkpoint under a final name.
-Each file carries a BLAKE2b digest of its content, checked on load. Loading walks the candidates
-newest first and skips unreadable or damaged files with a warning, so a truncated (or otherwise
-corrupted) latest checkpoint falls back to the previous good one.
+place with ``os.replace``, so a crash never leaves a partially written checkpoint under a final name
+(a process killed mid-write leaves its ``.<name>.<random>.tmp``, which ``remove_temporary_files``
+clears when the next trainer takes the directory). Each file carries a BLAKE2b digest of its content,
+checked on load. Loading walks the candidates newest first and skips unreadable or damaged files with
+a warning, so a truncated (or otherwise corrupted) latest checkpoint falls back to the previous good one.
+
+Unreadable files are never counted as checkpoints and never deleted: pruning keeps the newest ``keep``
+*readable* periodic files (a file the manager did not write or load itself is verified by loading it
+before it is counted), so damaged files at higher steps cannot get new checkpoints pruned. A directory
+whose files are all unreadable is a run that cannot be continued: ``training.train`` refuses it.
 
 A checkpoint is a plain dict of tensors, ints, floats, strings, lists and dicts (``capture_state``):
 model, EMA, optimizer, step and the RNG states (torch CPU RNG, named ``torch.Generator`` states as
@@ -34,6 +40,7 @@ import torch
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^(ckpt|resume)_(\d+)\.pth$")
+_TEMPORARY = re.compile(r"^\.(ckpt|resume)_\d+\.pth\..+\.tmp$")   # ``_atomic_write``'s temporary names
 FORMAT_VERSION = 1
 
 
@@ -76,6 +83,26 @@ def _atomic_write(path: str, mode: str, write) -> None:
             pass
         raise
     _fsync_dir(directory)
+
+
+def remove_temporary_files(directory: str, pattern: "re.Pattern[str]") -> list[str]:
+    """Delete the temporary files ``_atomic_write`` left in ``directory`` (names matching ``pattern``)
+    when a process died mid-write; returns their paths. Call it only while no other process writes there
+    (the trainer holds the workdir lock, ``training.workdir``)."""
+    removed = []
+    if not os.path.isdir(directory):
+        return removed
+    for name in sorted(os.listdir(directory)):
+        if pattern.match(name):
+            path = os.path.join(directory, name)
+            _remove(path)
+            removed.append(path)
+    return removed
+
+
+def temporary_pattern(basename: str) -> "re.Pattern[str]":
+    """The names ``_atomic_write`` uses for a temporary copy of ``basename``."""
+    return re.compile(r"^\." + re.escape(basename) + r"\..+\.tmp$")
 
 
 def atomic_save(obj, path: str) -> None:
@@ -206,13 +233,16 @@ def restore_state(state: dict, model: torch.nn.Module, ema=None, optimizer=None,
 
 # ----------------------------------------------------------------------------- manager
 class CheckpointManager:
-    """Periodic (keep the last ``keep``) and resume checkpoints in ``directory``; newest-valid loading."""
+    """Periodic (keep the last ``keep`` readable ones) and resume checkpoints in ``directory``;
+    newest-valid loading. It remembers which files it found readable (wrote, loaded or verified) and
+    which unreadable; unreadable files are skipped by loading and by pruning, and never deleted."""
 
     def __init__(self, directory: str, keep: int = 3):
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
             raise ValueError(f"keep must be a positive int, got {keep!r}")
         self.directory = directory
         self.keep = keep
+        self._readable: dict[str, bool] = {}
 
     # ------------------------------------------------------------------ listing
     def list(self, kind: str | None = None) -> list[tuple[int, str, str]]:
@@ -230,6 +260,28 @@ class CheckpointManager:
     def path(self, step: int, kind: str = "ckpt") -> str:
         return os.path.join(self.directory, f"{kind}_{int(step):09d}.pth")
 
+    def is_readable(self, path: str) -> bool:
+        """Whether ``path`` loads (``load_file``); remembered, so each file is loaded at most once."""
+        if path not in self._readable:
+            try:
+                load_file(path)
+                self._readable[path] = True
+            except Exception:
+                self._readable[path] = False
+        return self._readable[path]
+
+    def readable_steps(self, kind: str = "ckpt") -> list[int]:
+        """Steps of the readable ``kind`` files, newest first (verifying files not seen yet)."""
+        return [step for step, _, p in self.list(kind) if self.is_readable(p)]
+
+    def unreadable(self) -> list[str]:
+        """Paths of the files found unreadable so far (by ``load_latest``, pruning or ``is_readable``)."""
+        return [p for _, _, p in self.list() if self._readable.get(p) is False]
+
+    def remove_temporary_files(self) -> list[str]:
+        """Delete temporary files of interrupted writes (see ``remove_temporary_files``)."""
+        return remove_temporary_files(self.directory, _TEMPORARY)
+
     # ------------------------------------------------------------------ writing
     def save(self, state: dict, kind: str = "ckpt") -> str:
         """Write ``state`` as a periodic (``ckpt``) or ``resume`` checkpoint, then prune old files."""
@@ -238,16 +290,28 @@ class CheckpointManager:
         step = int(state["step"])
         path = self.path(step, kind)
         save_file(state, path)
+        self._readable[path] = True
         self._prune(step)
         return path
 
     def _prune(self, newest_step: int) -> None:
-        """Keep the newest ``keep`` periodic files; drop resume files older than the newest checkpoint."""
-        for _, _, p in self.list("ckpt")[self.keep:]:
-            _remove(p)
+        """Keep the newest ``keep`` readable periodic files and delete older periodic files; drop resume
+        files older than the checkpoint just written. Files known to be unreadable are left alone: they
+        neither count nor get deleted."""
+        readable = 0
+        for _, _, p in self.list("ckpt"):
+            if readable >= self.keep:
+                if self._readable.get(p) is not False:
+                    self._forget(p)
+            elif self.is_readable(p):
+                readable += 1
         for step, _, p in self.list("resume"):
-            if step < newest_step:
-                _remove(p)
+            if step < newest_step and self._readable.get(p) is not False:
+                self._forget(p)
+
+    def _forget(self, path: str) -> None:
+        _remove(path)
+        self._readable.pop(path, None)
 
     # ------------------------------------------------------------------ reading
     def latest_step(self) -> int | None:
@@ -256,13 +320,17 @@ class CheckpointManager:
 
     def load_latest(self, map_location="cpu") -> tuple[dict, str] | None:
         """The newest checkpoint that loads, as (state, path); unreadable ones are skipped with a
-        warning. None when there is no readable checkpoint."""
+        warning (and remembered, see ``unreadable``). None when there is no readable checkpoint."""
         for _, _, path in self.list():
             try:
-                return load_file(path, map_location=map_location), path
+                state = load_file(path, map_location=map_location)
             except Exception as e:  # truncated zip, bad pickle, wrong content ...
+                self._readable[path] = False
                 log.warning("checkpoint %s is unreadable (%s: %s); falling back to the previous one",
                             path, type(e).__name__, e)
+                continue
+            self._readable[path] = True
+            return state, path
         return None
 
 

@@ -19,7 +19,7 @@ from evaluation.split_likelihood import likelihood_values, summarize_likelihood
 from models import get_score_fn
 from samplers import CORRECTORS, ODE_METHODS, PREDICTORS, ode_sample, pc_sample
 from sde_lib import get_sde
-from sde_lib.checks import check_choice
+from sde_lib.checks import check_choice, check_positive
 
 from .distributed import RunInfo, all_sum, gather_rows, rank_generator, shard_slice
 
@@ -43,12 +43,20 @@ def sampling_sde(config, sde, n_steps: int | None):
 
 
 def check_sampling_config(config) -> None:
-    """``config.sampling``: method in {pc, ode}; predictor / corrector registered; ODE method known."""
+    """``config.sampling``: method in {pc, ode}; predictor / corrector registered; ODE method known;
+    n_steps_each >= 1 when a corrector runs (0 would silently run none: use corrector "none");
+    batch_size and num_samples >= 1."""
     s = config.sampling
     check_choice("config.sampling.method", str(s.method), ("pc", "ode"))
     check_choice("config.sampling.predictor", str(s.predictor), PREDICTORS)
     check_choice("config.sampling.corrector", str(s.corrector), CORRECTORS)
     check_choice("config.sampling.ode_method", str(s.ode_method), ODE_METHODS)
+    check_positive("config.sampling.n_steps_each", s.n_steps_each, integer=True, allow_zero=True)
+    if int(s.n_steps_each) == 0 and not CORRECTORS[str(s.corrector)].identity:
+        raise ValueError(f"config.sampling.n_steps_each must be >= 1 with corrector {str(s.corrector)!r} "
+                         f"(0 would run no corrector step; set config.sampling.corrector='none' for that), got 0")
+    check_positive("config.sampling.batch_size", s.batch_size, integer=True)
+    check_positive("config.sampling.num_samples", s.num_samples, integer=True)
 
 
 def corrector_kwargs(config) -> dict:

@@ -1,12 +1,16 @@
-"""The training run's logs: ``log.csv`` (append-only, truncated to the resumed step), TensorBoard scalars
-when tensorboard imports, and ``loss_curve.png`` at the end."""
+"""The training run's logs: ``log.csv`` (append-only, truncated to the resumed step by an atomic rewrite,
+so a crash at any moment leaves a whole file), TensorBoard scalars when tensorboard imports, and
+``loss_curve.png`` at the end."""
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
 
 from plotting import loss_curve
+
+from .checkpoint import atomic_write_text, remove_temporary_files, temporary_pattern
 
 log = logging.getLogger(__name__)
 
@@ -21,11 +25,12 @@ class CsvLog:
         if os.path.exists(path):
             with open(path, newline="") as f:
                 rows = [r for r in csv.DictReader(f) if r.get("step", "").isdigit() and int(r["step"]) <= start_step]
-        with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=self.FIELDS)
-            w.writeheader()
-            for r in rows:
-                w.writerow({k: r.get(k, "") for k in self.FIELDS})
+        buf = io.StringIO(newline="")
+        w = csv.DictWriter(buf, fieldnames=self.FIELDS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in self.FIELDS})
+        atomic_write_text(path, buf.getvalue())
         self._f = open(path, "a", newline="")
         self._w = csv.DictWriter(self._f, fieldnames=self.FIELDS)
 
@@ -35,6 +40,11 @@ class CsvLog:
 
     def close(self) -> None:
         self._f.close()
+
+
+def remove_log_temporaries(workdir: str) -> list[str]:
+    """Temporary copies of ``log.csv`` left by a crash during its rewrite (removed; their paths)."""
+    return remove_temporary_files(workdir, temporary_pattern("log.csv"))
 
 
 def read_csv_log(path: str) -> dict[str, list[float]]:

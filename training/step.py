@@ -7,6 +7,13 @@ At step s (1-based) on a batch x drawn from the in-memory training tensor:
 
 A non-finite loss (before the backward pass) or gradient norm (before the optimizer step) raises
 ``NonFinite``: nothing of that step reaches the parameters.
+
+Mixed precision (``config.training.mixed_precision``): "bf16" runs the loss under
+``torch.autocast(bfloat16)``; "fp16" (CUDA only, ``training.build.check_training_config``) under
+``torch.autocast(float16)`` with a ``torch.amp.GradScaler``: the loss is scaled before the backward
+pass, the gradients unscaled before clipping; a step whose scaled gradients overflow is skipped and
+the scale lowered (the GradScaler's rule), and only when the scale has fallen below ``MIN_SCALE``
+(about 26 overflows in a row) is the gradient norm reported as non-finite.
 """
 from __future__ import annotations
 
@@ -52,11 +59,25 @@ def draw_batch(data: torch.Tensor, generator: torch.Generator, batch_size: int, 
     return x
 
 
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+MIN_SCALE = 2. ** -10
+
+
 def autocast(config, device: torch.device):
-    """bf16 autocast when ``config.training.mixed_precision == "bf16"``, else a no-op context."""
-    if str(getattr(config.training, "mixed_precision", "none")) == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    """autocast to bfloat16 / float16 for ``config.training.mixed_precision`` "bf16" / "fp16", else a
+    no-op context."""
+    dtype = AUTOCAST_DTYPES.get(str(getattr(config.training, "mixed_precision", "none")))
+    if dtype is not None:
+        return torch.autocast(device_type=device.type, dtype=dtype)
     return contextlib.nullcontext()
+
+
+def make_grad_scaler(config, device: torch.device):
+    """A ``torch.amp.GradScaler`` for "fp16" mixed precision, else None. Its state belongs in the
+    checkpoint (``state_dict``) for an exact resume."""
+    if str(getattr(config.training, "mixed_precision", "none")) != "fp16":
+        return None
+    return torch.amp.GradScaler(device.type)
 
 
 def fork_rng(device: torch.device):
@@ -67,11 +88,12 @@ def fork_rng(device: torch.device):
 
 def optimizer_step(config, model: torch.nn.Module, train_model, optimizer: torch.optim.Optimizer, ema, loss_fn,
                    batch: torch.Tensor, step: int, noise: torch.Generator, info: RunInfo,
-                   max_norm: float = math.inf) -> tuple[float, float, float]:
+                   max_norm: float = math.inf, scaler=None) -> tuple[float, float, float]:
     """Take training step ``step`` (1-based) on ``batch``; returns (global-batch loss, lr, gradient norm).
 
     ``train_model`` is what the loss calls (``model`` itself, or its DDP / compiled wrapper); under DDP
-    the loss is this rank's shard of the global batch (``shard=(rank, world_size)``).
+    the loss is this rank's shard of the global batch (``shard=(rank, world_size)``). ``scaler``: the
+    GradScaler of fp16 mixed precision (``make_grad_scaler``), or None.
     """
     shard_kw = {"shard": (info.rank, info.world_size)} if info.distributed else {}
     model.train()
@@ -81,10 +103,20 @@ def optimizer_step(config, model: torch.nn.Module, train_model, optimizer: torch
     loss_value = all_mean(float(loss.detach()), info)  # the global-batch loss, on every rank
     if not math.isfinite(loss_value):
         raise NonFinite("loss", loss_value)
-    loss.backward()
     lr = lr_at(config, step)
     for group in optimizer.param_groups:
         group["lr"] = lr
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
+        scaler.step(optimizer)           # skipped by the scaler when the gradients overflowed
+        scaler.update()
+        if not math.isfinite(grad_norm) and scaler.get_scale() < MIN_SCALE:
+            raise NonFinite("gradient norm", grad_norm)
+        ema.update(model.parameters())
+        return loss_value, lr, grad_norm
+    loss.backward()
     grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
     if not math.isfinite(grad_norm):
         raise NonFinite("gradient norm", grad_norm)

@@ -11,6 +11,14 @@ with ``seed + 1``, loss noise from a generator seeded with ``seed + 2`` on the t
 states, the torch RNG and model/EMA/optimizer are checkpointed, so stopping at step k and rerunning on
 the same workdir gives bitwise the parameters of one uninterrupted run (on CPU).
 
+Nothing lost (each refusal is a ValueError naming the setting, before any work): the workdir must be a
+writable folder (``training.workdir.check_workdir``) and is locked for the run (``WorkdirLock``: a
+second trainer refuses; a lock left by a killed trainer does not block); temporary files of a write
+interrupted by a crash are removed; a workdir whose checkpoint files are all unreadable is refused
+instead of silently restarting at step 0 (``config.training.restart_from_scratch=True`` trains from
+step 0 there anyway, leaving the unreadable files alone); an evaluation that fails saves the step's
+state before the error is raised.
+
 Data parallel (``torchrun --nproc_per_node=K``, see ``training.distributed``): the model is wrapped in
 DistributedDataParallel; every step draws the *global* batch indices and the loss noise for the global
 batch from generators seeded identically on all ranks, and each rank keeps its contiguous shard. With
@@ -38,8 +46,9 @@ from .checkpoint import CheckpointManager, capture_state, checkpoint_dir, restor
 from .run_config import check_recorded
 from .distributed import barrier
 from .inference import draw_samples
-from .logs import CsvLog, RunLog, read_csv_log  # noqa: F401
-from .step import NonFinite, draw_batch, fork_rng, lr_at, optimizer_step  # noqa: F401
+from .logs import CsvLog, RunLog, read_csv_log, remove_log_temporaries  # noqa: F401
+from .step import NonFinite, draw_batch, fork_rng, lr_at, make_grad_scaler, optimizer_step  # noqa: F401
+from .workdir import WorkdirLock, check_workdir
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +60,45 @@ def _nonfinite(err: NonFinite, step: int, mgr: CheckpointManager) -> FloatingPoi
                               f"nothing was saved for this step ({where})")
 
 
+class EvaluationFailed(RuntimeError):
+    """The evaluation loss failed at a step; the step's training state was saved first."""
+
+
+def _unreadable_error(mgr: CheckpointManager, workdir: str) -> ValueError:
+    files = mgr.list()
+    names = ", ".join(os.path.basename(p) for _, _, p in files[:3]) + (", ..." if len(files) > 3 else "")
+    return ValueError(f"none of the {len(files)} checkpoint files in {mgr.directory} is readable ({names}); "
+                      f"refusing to train from step 0 over them. Move them away, use another --workdir, or set "
+                      f"config.training.restart_from_scratch=True to train from step 0 in {workdir} (the "
+                      f"unreadable files are kept and never counted as checkpoints)")
+
+
+def _resume(config, workdir: str, mgr: CheckpointManager, model, ema, optimizer, gens, scaler) -> tuple[int, bool]:
+    """(step to continue from, whether a checkpoint was loaded); refuses a workdir of unreadable files."""
+    loaded = mgr.load_latest()
+    if loaded is None:
+        if mgr.list():
+            if not bool(getattr(config.training, "restart_from_scratch", False)):
+                raise _unreadable_error(mgr, workdir)
+            log.warning("every checkpoint in %s is unreadable; training from step 0 "
+                        "(config.training.restart_from_scratch)", mgr.directory)
+        return 0, False
+    state, path = loaded
+    check_recorded(state, config, path)
+    step = restore_state(state, model, ema, optimizer, gens)
+    if scaler is not None and "grad_scaler" in state.get("extra", {}):
+        scaler.load_state_dict(state["extra"]["grad_scaler"])
+    log.info("resumed from %s (step %d)", path, step)
+    return step, True
+
+
 def train(config, workdir: str, progress: bool = True) -> None:
     """Train (or resume training of) a score model on ``config``'s data, writing into ``workdir``.
 
     ``workdir`` receives ``checkpoints/`` (periodic + resume), ``samples/`` (snapshot PNGs),
     ``tensorboard/``, ``log.csv`` and ``loss_curve.png``. Rerunning on the same workdir continues from
-    the newest readable checkpoint up to ``config.training.n_iters``. A bad config raises ValueError
-    before anything is written.
+    the newest readable checkpoint up to ``config.training.n_iters``. A bad config, data split or
+    workdir raises ValueError before anything is written (see the module docstring).
     """
     tr = config.training
     check_config(config, "train")
@@ -71,26 +112,41 @@ def train(config, workdir: str, progress: bool = True) -> None:
                          f"number of processes ({info.world_size})")
 
     comp = build_components(config, device)
+    lock = None
+    if info.is_main:
+        check_workdir(workdir)
+        lock = WorkdirLock(workdir).acquire()
+    try:
+        _train(config, workdir, progress, info, comp)
+    finally:
+        if lock is not None:
+            lock.release()
+    return None
+
+
+def _train(config, workdir: str, progress: bool, info, comp: Components) -> None:
+    tr = config.training
+    device, n_iters = info.device, int(tr.n_iters)
     sde, model = comp.sde, comp.model
     loss_fn = build_loss_fn(config, sde, train=True)
     eval_loss_fn = build_loss_fn(config, sde, train=False)
     optimizer = build_optimizer(config, model.parameters())
     ema = ExponentialMovingAverage(model.parameters(), decay=float(config.model.ema_rate))
     gens = make_generators(config, device)
+    scaler = make_grad_scaler(config, device)
     mgr = CheckpointManager(checkpoint_dir(workdir), keep=int(tr.keep_checkpoints))
-
-    step = 0
-    loaded = mgr.load_latest()
-    if loaded is not None:
-        state, path = loaded
-        check_recorded(state, config, path)
-        step = restore_state(state, model, ema, optimizer, gens)
-        log.info("resumed from %s (step %d)", path, step)
-    barrier(info)  # every rank has read the checkpoint before rank 0 may write the next one
     if info.is_main:
-        os.makedirs(workdir, exist_ok=True)
-        if step == 0 and loaded is None and n_iters == 0:  # still leave a (untrained) checkpoint behind
-            mgr.save(capture_state(0, model, ema, optimizer, gens, config=config), "ckpt")
+        for path in mgr.remove_temporary_files() + remove_log_temporaries(workdir):
+            log.warning("removed %s, left by a write that was interrupted", path)
+
+    def save(step: int, kind: str) -> str:
+        extra = {"grad_scaler": scaler.state_dict()} if scaler is not None else None
+        return mgr.save(capture_state(step, model, ema, optimizer, gens, extra=extra, config=config), kind)
+
+    step, loaded = _resume(config, workdir, mgr, model, ema, optimizer, gens, scaler)
+    barrier(info)  # every rank has read the checkpoint before rank 0 may write the next one
+    if info.is_main and step == 0 and not loaded and n_iters == 0:  # still leave a (untrained) checkpoint
+        save(0, "ckpt")
     if step >= n_iters:
         log.info("nothing to do: checkpoint step %d >= n_iters %d", step, n_iters)
         return None
@@ -117,7 +173,7 @@ def train(config, workdir: str, progress: bool = True) -> None:
                                random_flip).to(device, non_blocking=True)
             try:
                 loss_value, lr, grad_norm = optimizer_step(config, model, train_model, optimizer, ema, loss_fn,
-                                                           batch, s, gens["noise"], info, max_norm)
+                                                           batch, s, gens["noise"], info, max_norm, scaler)
             except NonFinite as e:
                 raise _nonfinite(e, s, mgr) from None
             step = s
@@ -126,6 +182,8 @@ def train(config, workdir: str, progress: bool = True) -> None:
             if bar is not None:
                 bar.update(1)
 
+            periodic = int(tr.snapshot_freq) > 0 and step % int(tr.snapshot_freq) == 0
+            resume = int(tr.snapshot_freq_for_preemption) > 0 and step % int(tr.snapshot_freq_for_preemption) == 0
             if step % log_freq == 0 or step == n_iters:
                 elapsed = time.perf_counter() - t_window
                 rate = window_n / elapsed if elapsed > 0 else float("nan")
@@ -133,18 +191,22 @@ def train(config, workdir: str, progress: bool = True) -> None:
                 eval_loss = None
                 if info.is_main and comp.test_data is not None and int(tr.eval_freq) > 0 and \
                         (step % int(tr.eval_freq) == 0 or step == n_iters):
-                    eval_loss = _eval_loss(config, eval_loss_fn, model, ema, comp.test_data, step, device)
+                    try:
+                        eval_loss = _eval_loss(config, eval_loss_fn, model, ema, comp.test_data, step, device)
+                    except Exception as e:  # keep the step's work before reporting
+                        path = save(step, "ckpt" if periodic else "resume")
+                        raise EvaluationFailed(f"evaluation at step {step} failed ({type(e).__name__}: {e}); the "
+                                           f"training state of step {step} was saved to {path}, so rerunning "
+                                           f"continues from there (config.training.eval_freq=0 turns the "
+                                           f"evaluation off)") from e
                 logs.log(step, loss=mean_loss, lr=lr, grad_norm=grad_norm, steps_per_sec=rate, eval_loss=eval_loss)
                 if bar is not None:
                     bar.set_postfix(loss=f"{mean_loss:.4g}", steps_per_s=f"{rate:.1f}")
                 window_loss, window_n, t_window = 0., 0, time.perf_counter()
 
             t_side = time.perf_counter()  # checkpoints and snapshots do not count towards steps/s
-            periodic = int(tr.snapshot_freq) > 0 and step % int(tr.snapshot_freq) == 0
-            resume = int(tr.snapshot_freq_for_preemption) > 0 and step % int(tr.snapshot_freq_for_preemption) == 0
             if info.is_main and (periodic or resume or step == n_iters):
-                mgr.save(capture_state(step, model, ema, optimizer, gens, config=config),
-                         "ckpt" if periodic else "resume")
+                save(step, "ckpt" if periodic else "resume")
             if info.is_main and periodic and bool(tr.snapshot_sampling):
                 _snapshot(config, workdir, step, comp, ema, device)
             t_window += time.perf_counter() - t_side

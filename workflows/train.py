@@ -4,17 +4,18 @@ from __future__ import annotations
 import os
 
 from training.distributed import current_info
-from training.train import train
+from training.train import EvaluationFailed, train
 
 from .common import cli, fail, one_line
 
 
 @cli
 def mode_train(config, workdir: str, progress: bool = True) -> int:
-    """Train with ``training.train``; a non-finite loss stops it with one ``error:`` line and exit code 1."""
+    """Train with ``training.train``; a non-finite loss or a failed evaluation (after saving the step) stops
+    it with one ``error:`` line and exit code 1."""
     try:
         train(config, workdir, progress=progress)
-    except FloatingPointError as e:
+    except (FloatingPointError, EvaluationFailed) as e:
         return fail(one_line(e), code=1)
     if not current_info().is_main:
         return 0
