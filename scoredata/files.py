@@ -39,9 +39,18 @@ def _quantize_8bit(k: Tensor, config) -> Tensor:
 
 
 def _to_uint8_levels(arr: np.ndarray, source: str) -> np.ndarray:
-    """Integer arrays in [0, 255], or floats that are 8-bit images scaled by 1/255, -> int64 levels."""
-    if arr.dtype == np.bool_:
-        return arr.astype(np.int64) * 255
+    """Integer arrays in [0, 255], or finite floats that are 8-bit images scaled by 1/255, -> int64 levels.
+    Empty arrays, non-finite values and other dtypes (bool, strings, complex, objects) are refused."""
+    if arr.ndim == 0 or arr.shape[0] == 0 or arr.size == 0:
+        raise ValueError(f"config.data.path: {source} is empty (shape {tuple(arr.shape)}); expected images")
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.number) or \
+            np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"config.data.path: {source} has dtype {arr.dtype}; expected uint8 images (or floats k / 255)")
+    if np.issubdtype(arr.dtype, np.floating):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        if bad:
+            raise ValueError(f"config.data.path: {source} holds {bad} non-finite value{'s' if bad > 1 else ''} "
+                             f"(NaN or inf) of {arr.size}; expected 8-bit images")
     if np.issubdtype(arr.dtype, np.integer):
         lo, hi = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
         if lo < 0 or hi > 255:
@@ -88,19 +97,32 @@ def _missing_path(config, expected: str) -> ValueError:
 
 
 # ----------------------------------------------------------------------------- .npz
+class _WrongKind(Exception):
+    """np.load gave a single array (a .npy file), not an .npz archive."""
+
+
 def load_npz(config, split: str) -> Tensor:
     """Images from a local .npz (see ``NPZ_EXPECTED``), scaled to model space with config.data.n_bins levels."""
     shape = image_shape(config, "npz")
     path = str(config.data.path)
+    if path and os.path.isdir(path):
+        raise ValueError(f"config.data.path = {path!r} is a folder; expected {NPZ_EXPECTED} (a folder of images "
+                         f"is config.data.dataset='image_folder')")
     if not path or not os.path.isfile(path):
         raise _missing_path(config, NPZ_EXPECTED)
     try:
-        with np.load(path, allow_pickle=False) as f:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            raise _WrongKind()
+        with loaded as f:
             keys = set(f.files)
             pair = next(((tr, te) for tr, te in (("x_train", "x_test"), ("train", "test"))
                          if tr in keys and te in keys), None)
             key = pair[SPLITS.index(split)] if pair is not None else "x" if "x" in keys else None
             arr = f[key] if key is not None else None
+    except _WrongKind:
+        raise ValueError(f"config.data.path = {path!r} holds a single array (a .npy file); expected "
+                         f"{NPZ_EXPECTED} (np.savez(path, x_train=..., x_test=...))") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise ValueError(f"config.data.path = {path!r} could not be read as .npz ({e}); expected "
                          f"{NPZ_EXPECTED}") from None
@@ -129,8 +151,12 @@ def _read_images(files: list[str], shape: tuple[int, int, int]) -> Tensor:
         raise ValueError(f"config.data.shape must have 1, 3 or 4 channels for image_folder data, got {shape}")
     out = np.empty((len(files), C, H, W), dtype=np.uint8)
     for i, fname in enumerate(files):
-        with Image.open(fname) as img:
-            a = np.asarray(img.convert(PIL_MODES[C]))
+        try:
+            with Image.open(fname) as img:
+                a = np.asarray(img.convert(PIL_MODES[C]))
+        except (OSError, ValueError, SyntaxError) as e:   # PIL: UnidentifiedImageError, truncated data ...
+            raise ValueError(f"config.data.path: image {fname!r} could not be read ({type(e).__name__}: {e}); "
+                             f"remove or replace it") from None
         a = a[:, :, None] if a.ndim == 2 else a
         if a.shape[:2] != (H, W):
             raise ValueError(f"config.data.shape is {shape} but image {fname!r} has (H, W) = {a.shape[:2]}")
@@ -142,6 +168,9 @@ def load_image_folder(config, split: str) -> Tensor:
     """Images (PIL) from config.data.path/{train,test}/ or one folder split by a fixed seed."""
     shape = image_shape(config, "image_folder")
     path = str(config.data.path)
+    if path and os.path.isfile(path):
+        raise ValueError(f"config.data.path = {path!r} is a file; expected {FOLDER_EXPECTED} (an .npz file is "
+                         f"config.data.dataset='npz')")
     if not path or not os.path.isdir(path):
         raise _missing_path(config, FOLDER_EXPECTED)
     has_split = [os.path.isdir(os.path.join(path, s)) for s in SPLITS]

@@ -258,3 +258,55 @@ def test_config_errors():
     with pytest.raises(ValueError, match=r"config\.data\.shape"):
         get_dataset(_config("npz", (784,), path="x.npz"), "train")
     assert set(DATASETS) == {"toy2d", "digits", "npz", "image_folder"}
+
+
+# ------------------------------------------------------------------------------------------ bad files (issue 10)
+def test_npz_values_dtypes_and_empty_arrays_are_refused(tmp_path):
+    """Non-finite floats name the file and key; bool / strings / complex are refused; empty arrays too."""
+    good = (_levels(4, (1, 3, 3)) / 255.).astype(np.float32)
+    nan = good.copy()
+    nan[1, 0, 2, 2] = np.nan
+    np.savez(tmp_path / "nan.npz", x_train=nan, x_test=good)
+    with pytest.raises(ValueError, match=r"nan\.npz\['x_train'\].*1 non-finite value"):
+        get_dataset(_config("npz", (1, 3, 3), path=str(tmp_path / "nan.npz")), "train")
+    inf = good.copy()
+    inf[0, 0, 0, 0] = np.inf
+    np.savez(tmp_path / "inf.npz", x_train=good, x_test=inf)
+    with pytest.raises(ValueError, match=r"inf\.npz\['x_test'\].*non-finite"):
+        get_dataset(_config("npz", (1, 3, 3), path=str(tmp_path / "inf.npz")), "test")
+    for name, arr in (("bool", np.ones((4, 1, 3, 3), bool)), ("str", np.full((4, 1, 3, 3), "a")),
+                      ("complex", np.ones((4, 1, 3, 3), np.complex64))):
+        np.savez(tmp_path / f"{name}.npz", x_train=arr, x_test=arr)
+        with pytest.raises(ValueError, match=rf"{name}\.npz\['x_train'\] has dtype .*expected uint8"):
+            get_dataset(_config("npz", (1, 3, 3), path=str(tmp_path / f"{name}.npz")), "train")
+    np.savez(tmp_path / "empty.npz", x_train=np.zeros((0, 1, 3, 3), np.uint8), x_test=_levels(2, (1, 3, 3)))
+    with pytest.raises(ValueError, match=r"empty\.npz\['x_train'\] is empty"):
+        get_dataset(_config("npz", (1, 3, 3), path=str(tmp_path / "empty.npz")), "train")
+    np.savez(tmp_path / "empty1.npz", x=np.zeros((0, 1, 3, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"empty1\.npz\['x'\] is empty"):
+        get_dataset(_config("npz", (1, 3, 3), path=str(tmp_path / "empty1.npz")), "test")
+
+
+def test_data_path_of_another_kind(tmp_path):
+    """A .npy, a folder or a PNG where a .npz is expected, a file where a folder is expected: one line
+    naming config.data.path and what it is."""
+    np.save(tmp_path / "arr.npy", _levels(4, (1, 3, 3)))
+    with pytest.raises(ValueError, match=r"config\.data\.path.*arr\.npy.*single array.*\.npz"):
+        get_dataset(_config("npz", (1, 3, 3), path=str(tmp_path / "arr.npy")), "train")
+    with pytest.raises(ValueError, match=r"config\.data\.path.*is a folder.*\.npz"):
+        get_dataset(_config("npz", (1, 3, 3), path=str(tmp_path)), "train")
+    _write_pngs(tmp_path / "imgs", _levels(2, (3, 3)))
+    with pytest.raises(ValueError, match=r"config\.data\.path.*could not be read as \.npz"):
+        get_dataset(_config("npz", (1, 3, 3), path=str(tmp_path / "imgs" / "img_000.png")), "train")
+    with pytest.raises(ValueError, match=r"config\.data\.path.*arr\.npy.* is a file.*folder"):
+        get_dataset(_config("image_folder", (1, 3, 3), path=str(tmp_path / "arr.npy")), "train")
+
+
+def test_corrupt_image_in_a_folder_names_the_file(tmp_path):
+    _write_pngs(tmp_path / "train", _levels(3, (4, 4)))
+    _write_pngs(tmp_path / "test", _levels(2, (4, 4)))
+    (tmp_path / "train" / "img_001.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    c = _config("image_folder", (1, 4, 4), path=str(tmp_path))
+    with pytest.raises(ValueError, match=r"config\.data\.path: image .*train/img_001\.png.* could not be read"):
+        get_dataset(c, "train")
+    assert get_dataset(c, "test").shape == (2, 1, 4, 4)
