@@ -84,15 +84,19 @@ def pc_sample(sde: SDE, score_fn: ScoreFn, shape, predictor: str = "reverse_diff
     x = predictor(x, t_k), the predictor stepping dt = -(T - eps) / (N - 1). Both receive the step's
     ladder index i = N - 1 - k (``index=``), so the discrete chains (DDPM / SMLD steps, the langevin
     corrector's alpha_i) visit every level once: floor(t_k (N - 1) / T) would be off by one once
-    eps (N - 1) / T >= 1. ``denoise`` returns the last predictor step's noise-free mean x_mean (with
-    predictor "none" this is x itself, as in the score SDE code).
+    eps (N - 1) / T >= 1. ``denoise`` returns the last predictor step's noise-free mean x_mean; with
+    predictor "none" (corrector-only sampling: annealed Langevin, NCSNv2) it takes the final denoising
+    step at t_{N-1} = eps, Tweedie's posterior mean (x + s(eps)^2 score(x, eps)) / m(eps) (for VE:
+    NCSNv2's x + sigma_L^2 s(x, sigma_L)), one more score evaluation.
     ``corrector_kwargs`` go to the corrector class (``{"step_lr": 2e-5}`` for "ald",
     ``{"step_norm": "sample"}`` for "langevin", whose default is the published batch-mean rule);
     ``predictor_kwargs`` to the predictor class (``{"variance": "fixed_small"}`` for
     "ancestral_sampling"). ``project(x, x_mean, t) -> (x, x_mean)``, if given,
     runs after every corrector and predictor update that runs (not after a "none" one; used for
     inpainting). ``z`` (the starting points at T) replaces the prior draw and fixes device and dtype.
-    NFE = N * (n_steps [corrector] + 1 [predictor]), without the terms of a "none" corrector/predictor.
+    NFE = N * (n_steps [corrector] + 1 [predictor]), without the terms of a "none" corrector/predictor,
+    plus 1 for the denoising step of predictor "none". A corrector other than "none" needs n_steps >= 1
+    (0 would silently run no corrector).
     """
     check_score_fn(score_fn)
     shape = check_shape("shape", shape)
@@ -100,6 +104,9 @@ def pc_sample(sde: SDE, score_fn: ScoreFn, shape, predictor: str = "reverse_diff
     check_choice("corrector", corrector, CORRECTORS)
     check_positive("snr", snr, allow_zero=True)
     check_positive("n_steps", n_steps, integer=True, allow_zero=True)
+    if n_steps == 0 and not CORRECTORS[corrector].identity:
+        raise ValueError(f"n_steps must be >= 1 with corrector {corrector!r} (0 would run no corrector step; "
+                         f"use corrector='none' for predictor-only sampling), got 0")
     eps = check_eps(eps, sde.T)
     check_generator("generator", generator)
     if project is not None and not callable(project):
@@ -132,7 +139,16 @@ def pc_sample(sde: SDE, score_fn: ScoreFn, shape, predictor: str = "reverse_diff
                 x, x_mean = pred_update(x, vec_t, generator, index)
                 if project is not None:
                     x, x_mean = project(x, x_mean, vec_t)
+        if denoise and pred.identity and not corr.identity:
+            x_mean = tweedie_denoise(sde, counted, x, timesteps[-1].expand(B))
     return (x_mean if denoise else x), counted.nfe
+
+
+def tweedie_denoise(sde: SDE, score_fn: ScoreFn, x: Tensor, t: Tensor) -> Tensor:
+    """E[x_0 | x_t = x] = (x + s(t)^2 score(x, t)) / m(t) (Tweedie's formula for p_0t = N(m x_0, s^2 I))."""
+    m, s = sde.marginal_coeffs(t)
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    return (x + s.reshape(shape) ** 2 * score_fn(x, t)) / m.reshape(shape)
 
 
 def build_from_registry(kind: str, name: str, registry: dict, kwargs: dict | None, fixed: set, *args, **kw):
