@@ -25,7 +25,7 @@ demo: install
 	$(BIN)/python main.py --config configs/vp/toy2d.py --workdir demo_out --mode train --config.training.n_iters=16000
 	$(BIN)/python main.py --config configs/vp/toy2d.py --workdir demo_out --mode sample
 	$(BIN)/python main.py --config configs/vp/toy2d.py --workdir demo_out --mode likelihood
-	@echo "demo: scatter plot of samples next to the data in demo_out/samples/samples_pc_16000.png"
+	@echo "demo: scatter plot of samples next to the data in demo_out/samples/samples_pc_reverse_diffusion-none_N500_n2000_16000.png"
 
 bench: install
 	$(BIN)/python benchmarks/engine.py

@@ -11,7 +11,9 @@ their batches across the ranks and rank 0 writes the results):
 This file only parses flags and dispatches: every mode is a workflow of ``workflows.WORKFLOWS``
 (``workflows/<mode>.py``), which composes the library (training, evaluation, samplers, ...). A bad
 config (unknown SDE / model / data set, missing data path, shape mismatch) or bad flags stop before any
-work with one line ``error: ...`` on stderr and exit code 2.
+work with one line ``error: ...`` on stderr and exit code 2; so do a negative --num, a workdir that is a
+file or cannot be written (the first path that fails), a second trainer on a locked workdir and any
+operating-system error (the path and the reason).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from workflows import WORKFLOWS
-from workflows.common import fail, one_line
+from workflows.common import fail, one_line, os_error_line
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Training configuration file (configs/<sde>/<name>.py).",
@@ -106,7 +108,9 @@ def main(argv) -> None:
             init_distributed(resolve_device(config))
         code = workflow.run(config, FLAGS.workdir, **_options(workflow))
     except CONFIG_ERRORS as e:  # the workflows report their own errors; this catches the set-up's
-        code = fail(one_line(e))
+        code = fail(os_error_line(e) if isinstance(e, OSError) and e.filename is not None else one_line(e))
+    except OSError as e:        # a read-only or full disk met outside a workflow: the path, not a traceback
+        code = fail(os_error_line(e))
     finally:
         shutdown()
     sys.exit(code)

@@ -58,6 +58,7 @@ def get_default_configs() -> ml_collections.ConfigDict:
     evaluate.rtol = 1e-5
     evaluate.atol = 1e-5
     evaluate.ckpt = "ema"                  # evaluate the EMA weights (or "raw")
+    evaluate.fid = False                   # --mode eval: FID against the training split (needs torch-fidelity)
 
     config.data = data = ml_collections.ConfigDict()
     data.dataset = "toy2d"                 # toy2d | digits | npz | image_folder

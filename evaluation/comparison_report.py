@@ -42,10 +42,11 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_report(rows: list[dict], out_dir: str, title: str = "", meta: dict | None = None) -> dict:
-    """Write compare.md, compare.json and compare.png to ``out_dir``; returns their paths."""
+def write_report(rows: list[dict], out_dir: str, title: str = "", meta: dict | None = None,
+                 stem: str = "compare") -> dict:
+    """Write <stem>.md, <stem>.json and <stem>.png to ``out_dir``; returns their paths."""
     os.makedirs(out_dir, exist_ok=True)
-    paths = {k: os.path.join(out_dir, f"compare.{k}") for k in ("md", "json", "png")}
+    paths = {k: os.path.join(out_dir, f"{stem}.{k}") for k in ("md", "json", "png")}
     with open(paths["json"], "w") as f:
         json.dump({"title": title, "meta": meta or {}, "rows": rows}, f, indent=1)
     with open(paths["md"], "w") as f:

@@ -2,8 +2,8 @@
 
 * 2-D / vector data: sliced Wasserstein distance; for the two_mode toy set (a closed-form mixture) also
   the mode weights of both sets and the per-mode spreads (RMS distance to the mode mean per dimension);
-* images: per-pixel moment differences, RBF-kernel MMD^2 (on up to 1000 of each) and FID when
-  torch-fidelity and its Inception weights are available (``evaluation.fid``).
+* images: per-pixel moment differences and RBF-kernel MMD^2 (on up to 1000 of each). FID, against the
+  training split, is computed by ``--mode eval`` when config.eval.fid is on (``evaluation.fid``).
 """
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import torch
 from scoredata import is_image
 
 from .distances import mmd_rbf, mode_spread, pixel_moments, sliced_wasserstein
-from .fid import fid_stats
 
 Tensor = torch.Tensor
 
@@ -39,7 +38,6 @@ def sample_stats(config, samples: Tensor, reference: Tensor, generator: torch.Ge
     if is_image(config):
         out.update({f"pixel_{k}": v for k, v in pixel_moments(samples, reference).items()})
         out["mmd_rbf"] = mmd_rbf(samples[:1000], reference[:1000])
-        out.update(fid_stats(config, samples, reference))
         return out
     out["sliced_wasserstein"] = sliced_wasserstein(samples, reference, n_projections=256, generator=g)
     mix = mode_mixture(config)

@@ -90,22 +90,22 @@ def test_toy2d_trains_and_beats_untrained(sde, tmp_path):
 def check_sample_likelihood_encode(config, wd):
     import numpy as np
     proc, _ = run_main(config, wd, "sample", "--num=500", "--config.sampling.method=ode")
-    stats = read_json(os.path.join(wd, "samples", "stats_ode_2000.json"))
+    stats = read_json(os.path.join(wd, "samples", "stats_ode_rk45_tol1e-05_n500_2000.json"))
     x = np.load(stats["npz"])["samples"]
     assert x.shape == (500, 2) and os.path.getsize(stats["png"]) > 0 and stats["nfe"] > 0
     assert abs(stats["mode_weights"][0] - 0.2) <= 0.07 and stats["sliced_wasserstein"] < SW_LIMIT, stats
     assert "500 samples (ode)" in proc.stdout
 
     proc, _ = run_main(config, wd, "likelihood", "--num=200")
-    ll = read_json(os.path.join(wd, "likelihood", "likelihood_2000.json"))
+    ll = read_json(os.path.join(wd, "likelihood", "likelihood_exact_tol1e-05_n200_2000.json"))
     assert ll["n"] == 200 and "NLL on 200 test points" in proc.stdout
     assert abs(ll["nll_nats"] - true_toy_nll(config, 200)) < 0.2, ll
 
     # SPEC: decode(encode(x)) within 1e-3 relative at rtol = atol = 1e-6
     proc, _ = run_main(config, wd, "encode", "--num=100", "--decode", "--config.sampling.rtol=1e-6",
                        "--config.sampling.atol=1e-6")
-    lat = read_json(os.path.join(wd, "latents", "latents_2000.json"))
-    z = np.load(os.path.join(wd, "latents", "latents_2000.npz"))["z"]
+    lat = read_json(os.path.join(wd, "latents", "latents_ode_tol1e-06_n100_decoded_2000.json"))
+    z = np.load(os.path.join(wd, "latents", "latents_ode_tol1e-06_n100_decoded_2000.npz"))["z"]
     assert z.shape == (100, 2)
     assert 0.7 < lat["latent_std"] < 1.3, lat                # encoded data look like the N(0, I) prior
     assert lat["relative_reconstruction_error"] < 1e-3, lat
@@ -126,8 +126,10 @@ def test_digits_bpd_drops_far_below_untrained(sde, tmp_path):
     run_main(config, wd, "likelihood", *ll_args)
     run_main(config, wd0, "train", "--config.training.n_iters=0")
     run_main(config, wd0, "likelihood", *ll_args)
-    bpd = read_json(os.path.join(wd, "likelihood", "likelihood_200.json"))
-    bpd0 = read_json(os.path.join(wd0, "likelihood", "likelihood_0.json"))
+    name = lambda step: next(f for f in os.listdir(os.path.join(wd if step else wd0, "likelihood"))  # noqa: E731
+                             if f.endswith(f"_n64_{step}.json"))
+    bpd = read_json(os.path.join(wd, "likelihood", name(200)))
+    bpd0 = read_json(os.path.join(wd0, "likelihood", name(0)))
     assert bpd["n"] == bpd0["n"] == 64
     # trained: better than a uniform distribution over the 17 levels; untrained: worse
     assert bpd["bpd"] < UNIFORM_BPD - 0.5 < bpd0["bpd"] - 0.5, (bpd, bpd0)
@@ -148,6 +150,10 @@ BAD = {
     "unknown_predictor": ("configs/vp/toy2d.py", ["--config.sampling.predictor=rk4"],
                           "config.sampling.predictor"),
     "unknown_key": ("configs/vp/toy2d.py", ["--config.training.n_iterations=5"], "n_iterations"),
+    # issue 10: tracebacks before
+    "batch_size": ("configs/vp/toy2d.py", ["--config.training.batch_size=-4"], "config.training.batch_size"),
+    "lr": ("configs/vp/toy2d.py", ["--config.optim.lr=-1"], "config.optim.lr"),
+    "sample_num": ("configs/vp/toy2d.py", ["--mode=sample", "--num=-5"], "--num must be >= 0"),
 }
 
 
@@ -156,7 +162,7 @@ def test_bad_configs_fail_with_one_line(tmp_path):
     procs = {}
     for name, (config, overrides, _) in BAD.items():   # run concurrently: each is mostly start-up
         cmd = [sys.executable, "main.py", "--config", config, "--workdir", str(tmp_path / name),
-               "--mode", "train", *COMMON, *overrides]
+               "--mode", "train", *COMMON, *overrides]             # a later --mode=... wins
         procs[name] = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for name, p in procs.items():
         out, err = p.communicate(timeout=300)

@@ -11,10 +11,11 @@ from samplers.controllable import colorize
 from scoredata import data_range, get_labeled_dataset, to_unit_images
 from sde_lib import VESDE
 from sde_lib.mixture import GaussianMixture
+from training.names import output_name
 from training.recipes import max_pairwise_distance
 
 from .common import WorkflowError, cli, copy_figure, generator, grid, open_trained, out_dir, pc_kwargs, \
-    require_images, write_json
+    pc_tag, require_images, write_json
 from .options import controllable_options
 
 Tensor = torch.Tensor
@@ -78,9 +79,12 @@ def mode_colorize(config, workdir: str, progress: bool = True) -> int:
             out, nfe = colorize(sde, score_fn, gray, generator=generator(config, opts, 51), return_nfe=True,
                                 progress=progress, **pc_kwargs(config))
         stats = {"step": step, "nfe": int(nfe)}
+        name = output_name("colorize", step, pc_tag(config), f"n{int(opts.num)}")
         to_unit = lambda v: to_unit_images(v, config)  # noqa: E731
     elif str(config.data.dataset) == "digits":
         gray, out, truth, stats = _colorize_digits_demo(config, opts, progress)
+        name = "_".join(["colorize", f"kde{float(opts.color_bandwidth):g}", f"N{int(opts.color_num_scales)}",
+                         f"n{int(opts.num)}"])
         a, b = data_range(config)
         to_unit = lambda v: ((v - a) / (b - a)).clamp(0., 1.)  # noqa: E731
     else:
@@ -90,12 +94,12 @@ def mode_colorize(config, workdir: str, progress: bool = True) -> int:
     stats["rmse_to_truth"] = float((out - truth).pow(2).mean().sqrt())
     rows = min(out.shape[0], 10)
     folder = out_dir(workdir, "colorize")
-    png = grid(os.path.join(folder, "colorize.png"),
+    png = grid(os.path.join(folder, f"{name}.png"),
                torch.cat([to_unit(gray[:rows]).expand(-1, 3, -1, -1), to_unit(out[:rows]), to_unit(truth[:rows])]),
                nrow=rows)
     stats["png"] = png
     copy_figure(png, opts)
-    write_json(os.path.join(folder, "colorize.json"), stats)
+    write_json(os.path.join(folder, f"{name}.json"), stats)
     print(f"colorized {out.shape[0]} gray test images; rows: gray input, colorized, original -> {png}")
     for k in sorted(stats):
         if k != "png":

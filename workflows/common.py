@@ -1,5 +1,9 @@
 """What every workflow shares: one-line errors (exit code 2), opening the run, output folders, JSON,
-figure copies, printing metrics."""
+figure copies, printing metrics.
+
+A user error (``USER_ERRORS``: a bad config or option, a missing or unreadable file) and an operating-
+system error (``OSError``: a read-only or full disk, a path of the wrong kind) end a workflow with one
+``error:`` line (the path and the system's reason for an OSError) and exit code 2, never a traceback."""
 from __future__ import annotations
 
 import functools
@@ -15,6 +19,7 @@ from plotting import enlarge_png, image_grid
 from scoredata import is_image
 from training.checkpoint import atomic_write_text
 from training.classifier import load_classifier
+from training.names import sampler_tag
 from training.run import TrainedRun, open_run
 
 Tensor = torch.Tensor
@@ -40,15 +45,33 @@ def fail(message: str, code: int = 2) -> int:
     return code
 
 
+def os_error_line(e: OSError) -> str:
+    """An OSError as one line naming the path: ``cannot use <path>: <reason>``."""
+    where = e.filename if e.filename is not None else "a file"
+    extra = f" -> {e.filename2}" if getattr(e, "filename2", None) else ""
+    return f"cannot use {where}{extra}: {e.strerror or one_line(e)} ({type(e).__name__})"
+
+
 def cli(fn: Callable) -> Callable:
-    """Report a user error (``USER_ERRORS``) as ``error: <one line>`` on stderr with exit code 2."""
+    """Report a user error (``USER_ERRORS``) or an OSError as ``error: <one line>`` on stderr, exit code 2."""
     @functools.wraps(fn)
     def wrapper(config, workdir: str, *args, **kwargs) -> int:
         try:
             return fn(config, workdir, *args, **kwargs)
         except USER_ERRORS as e:
+            if isinstance(e, OSError) and e.filename is not None:   # the system's, not one of our messages
+                return fail(os_error_line(e))
             return fail(one_line(e))
+        except OSError as e:
+            return fail(os_error_line(e))
     return wrapper
+
+
+def check_num(num, default: str) -> int:
+    """The ``--num`` option: an int >= 0 (0: ``default``), else a WorkflowError naming --num."""
+    if isinstance(num, bool) or not isinstance(num, int) or num < 0:
+        raise WorkflowError(f"--num must be >= 0 (0: {default}), got {num!r}")
+    return num
 
 
 def open_trained(config, workdir: str, device="cpu") -> TrainedRun:
@@ -94,6 +117,11 @@ def grid(path: str, images: Tensor, nrow: int, width: int = 720) -> str:
 def generator(config, opts, offset: int) -> torch.Generator:
     """The sampling generator of a workflow: seed config.seed + controllable.seed_offset + ``offset``."""
     return torch.Generator().manual_seed(int(config.seed) + int(opts.seed_offset) + offset)
+
+
+def pc_tag(config) -> str:
+    """The name part of the PC settings ``pc_kwargs`` passes on (``training.names.sampler_tag``)."""
+    return sampler_tag(config, method="pc")
 
 
 def pc_kwargs(config) -> dict:

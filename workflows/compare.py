@@ -1,6 +1,7 @@
 """``--mode compare``: every sampler family against NFE (``evaluation.sampler_comparison.compare``) for
 the checkpoint in workdir, or for the exact score of the two_mode toy mixture ("closed_form", the
-default without a checkpoint on that data set). Writes workdir/compare/compare.{md,json,png}."""
+default without a checkpoint on that data set). Writes workdir/compare/compare_<source>[_step<step>]_n<n>_
+<families>[_quick].{md,json,png}."""
 from __future__ import annotations
 
 from evaluation import compare, markdown_table, write_report
@@ -52,7 +53,9 @@ def mode_compare(config, workdir: str, progress: bool = True) -> int:
     else:
         raise WorkflowError(f"config.controllable.compare_source must be one of {list(SOURCES)}, got {source!r}")
     meta.update({"quick": bool(opts.compare_quick), "families": families})
-    paths = write_report(rows, out_dir(workdir, "compare"), title, meta)
+    parts = ["compare", source, f"step{meta['step']}" if "step" in meta else "", f"n{n}", "-".join(families),
+             "quick" if bool(opts.compare_quick) else ""]
+    paths = write_report(rows, out_dir(workdir, "compare"), title, meta, stem="_".join(p for p in parts if p))
     copy_figure(paths["png"], opts)
     print(markdown_table(rows))
     print("sampler comparison written to " + ", ".join(paths.values()))

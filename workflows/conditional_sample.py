@@ -13,9 +13,10 @@ from samplers import pc_sample
 from samplers.controllable import conditional_score_fn
 from scoredata import to_unit_images
 from training.classifier import accuracy, load_classifier
+from training.names import output_name
 
 from .common import (cli, copy_figure, generator, grid, maybe_classifier, open_trained, out_dir, pc_kwargs,
-                     require_images, write_json)
+                     pc_tag, require_images, write_json)
 from .options import controllable_options
 
 
@@ -46,13 +47,13 @@ def mode_conditional_sample(config, workdir: str, progress: bool = True) -> int:
         stats["class_rate"] = accuracy(clean, x, labels)
         stats["class_rate_per_class"] = {int(c): float((pred[labels == c] == c).double().mean()) for c in classes}
     out = out_dir(workdir, "conditional")
-    png = grid(os.path.join(out, f"conditional_scale{opts.scale:g}_{step}.png"), to_unit_images(x, config),
-               nrow=k, width=480)
-    np.savez(os.path.join(out, f"conditional_scale{opts.scale:g}_{step}.npz"), samples=x.numpy(),
-             labels=labels.numpy())
+    chosen = "classes" + "-".join(str(c) for c in classes) if opts.classes else ""
+    name = output_name("conditional", step, f"scale{opts.scale:g}", pc_tag(config), chosen, f"k{k}")
+    png = grid(os.path.join(out, f"{name}.png"), to_unit_images(x, config), nrow=k, width=480)
+    np.savez(os.path.join(out, f"{name}.npz"), samples=x.numpy(), labels=labels.numpy())
     stats["png"] = png
     copy_figure(png, opts)
-    write_json(os.path.join(out, f"conditional_scale{opts.scale:g}_{step}.json"), stats)
+    write_json(os.path.join(out, f"{name}.json"), stats)
     print(f"{labels.shape[0]} class-conditional samples (one row per class, guidance scale {opts.scale:g}) -> {png}")
     for key in sorted(stats):
         if key != "png":

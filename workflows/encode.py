@@ -10,14 +10,17 @@ import torch
 from samplers import decode as decode_latents
 from samplers import encode
 from training.distributed import current_info
+from training.names import output_name, tolerance_tag
 from training.run import open_run
 
-from .common import cli, write_json
+from .common import check_num, cli, write_json
 
 
 @cli
 def mode_encode(config, workdir: str, progress: bool = True, num: int = 0, decode: bool = False) -> int:
-    """The first ``num`` (0: config.eval.batch_size) test points -> workdir/latents/latents_<step>.{npz,json}."""
+    """The first ``num`` (0: config.eval.batch_size) test points -> workdir/latents/
+    latents_ode_<tolerances>_n<n>[_decoded]_<step>.{npz,json}."""
+    check_num(num, "config.eval.batch_size")
     run = open_run(config, workdir)
     x = run.test_data()[:num or int(config.eval.batch_size)].to(run.device)
     s = config.sampling
@@ -37,8 +40,13 @@ def mode_encode(config, workdir: str, progress: bool = True, num: int = 0, decod
         arrays["x_rec"] = x_rec.detach().cpu().numpy()
         stats["relative_reconstruction_error"] = err
         msg += f"; decoded back with relative reconstruction error {err:.3g}"
-    path = os.path.join(out, f"latents_{step}.npz")
+    tags = ("ode", tolerance_tag(s.rtol, s.atol), f"n{x.shape[0]}", "decoded" if decode else "")
+    if float(s.eps) != 1e-3:
+        tags += (f"eps{float(s.eps):g}",)
+    if run.weights == "raw":
+        tags += ("raw",)
+    path = os.path.join(out, output_name("latents", step, *tags, ext="npz"))
     np.savez(path, **arrays)
-    write_json(os.path.join(out, f"latents_{step}.json"), stats)
+    write_json(os.path.join(out, output_name("latents", step, *tags, ext="json")), stats)
     print(f"{msg} (written to {path})")
     return 0

@@ -1,6 +1,7 @@
 """``--mode inpaint``: fill the unknown region of test images with the trained run (``samplers.inpaint``,
-or NCSN Algorithm 2 ``annealed_langevin_inpaint`` for VE models) -> workdir/inpaint/; with a clean
-classifier of ``--mode train_classifier``, how often the inpainted digit keeps its label."""
+or NCSN Algorithm 2 ``annealed_langevin_inpaint`` for VE models) -> workdir/inpaint/
+inpaint_<mask>_<method settings>_n<num>_<step>.{png,npz,json}; with a clean classifier of
+``--mode train_classifier``, how often the inpainted digit keeps its label."""
 from __future__ import annotations
 
 import os
@@ -13,9 +14,10 @@ from samplers.controllable import annealed_langevin_inpaint, inpaint
 from scoredata import get_labeled_dataset, to_unit_images
 from sde_lib.checks import check_choice
 from training.classifier import accuracy
+from training.names import output_name
 
 from .common import (WorkflowError, cli, copy_figure, generator, grid, maybe_classifier, open_trained, out_dir,
-                     pc_kwargs, require_images, write_json)
+                     pc_kwargs, pc_tag, require_images, write_json)
 from .options import controllable_options
 
 Tensor = torch.Tensor
@@ -84,6 +86,7 @@ def mode_inpaint(config, workdir: str, progress: bool = True) -> int:
     method = str(opts.method)
     with torch.no_grad():
         if method == "pc":
+            tag = pc_tag(config)
             filled, nfe = inpaint(sde, score_fn, x, mask, generator=g, return_nfe=True, progress=progress,
                                   **pc_kwargs(config))
         elif method == "ald":
@@ -94,6 +97,7 @@ def mode_inpaint(config, workdir: str, progress: bool = True) -> int:
             s = config.sampling
             step_lr = float(opts.ald_step_lr) or 2. * float(s.snr) ** 2 * float(sigmas.min()) ** 2
             n_each = int(opts.ald_n_steps) or int(s.n_steps_each)
+            tag = f"ald_L{int(sigmas.numel())}x{n_each}_lr{step_lr:g}" + ("" if bool(s.noise_removal) else "_nodenoise")
             filled, nfe = annealed_langevin_inpaint(_ald_sigma_score(sde, score_fn), sigmas, x, mask,
                                                     n_steps_each=n_each, step_lr=step_lr,
                                                     generator=g, denoise=bool(s.noise_removal),
@@ -101,7 +105,7 @@ def mode_inpaint(config, workdir: str, progress: bool = True) -> int:
         else:
             raise WorkflowError(f"config.controllable.method must be 'pc' or 'ald', got {method!r}")
     known = mask.expand_as(x).bool()
-    stats = {"n": n, "mask": str(opts.mask), "method": method, "nfe": int(nfe), "step": step,
+    stats = {"n": n, "mask": str(opts.mask), "method": method, "sampler": tag, "nfe": int(nfe), "step": step,
              "known_pixels_exact": bool(torch.equal(filled[known], x[known])),
              "filled_rmse": float((filled - x)[~known].pow(2).mean().sqrt())}
     clean = maybe_classifier(config, workdir, "clean") if labelled else None
@@ -114,12 +118,12 @@ def mode_inpaint(config, workdir: str, progress: bool = True) -> int:
     rows = min(n, 10)
     unit = [to_unit_images(v[:rows], config) for v in (x, masked, filled)]
     unit[1] = torch.where(known[:rows], unit[1], torch.full_like(unit[1], 0.5))  # unknown shown grey
-    png = grid(os.path.join(out, f"inpaint_{opts.mask}_{step}.png"), torch.cat(unit), nrow=rows)
-    np.savez(os.path.join(out, f"inpaint_{opts.mask}_{step}.npz"), x=x.numpy(), mask=mask.numpy(),
-             inpainted=filled.numpy())
+    name = output_name("inpaint", step, str(opts.mask), tag, f"n{n}")
+    png = grid(os.path.join(out, f"{name}.png"), torch.cat(unit), nrow=rows)
+    np.savez(os.path.join(out, f"{name}.npz"), x=x.numpy(), mask=mask.numpy(), inpainted=filled.numpy())
     stats["png"] = png
     copy_figure(png, opts)
-    write_json(os.path.join(out, f"inpaint_{opts.mask}_{step}.json"), stats)
+    write_json(os.path.join(out, f"{name}.json"), stats)
     print(f"inpainted {n} test images (known: {opts.mask}, {method}, NFE {nfe}); rows: original, known "
           f"pixels, inpainted -> {png}")
     for k in sorted(stats):

@@ -23,6 +23,8 @@ from samplers import decode, encode
 from sde_lib.base import SDE
 from sde_lib.checks import check_positive, check_tensor
 
+from training.names import output_name, tolerance_tag
+
 from .common import WorkflowError, cli, copy_figure, open_trained, out_dir, write_json
 from .options import controllable_options
 
@@ -101,13 +103,13 @@ def mode_interpolate(config, workdir: str, progress: bool = True) -> int:
     err = float(torch.linalg.vector_norm(torch.stack([path[:, 0] - x0, path[:, -1] - x1]))
                 / torch.linalg.vector_norm(torch.stack([x0, x1])))
     out = out_dir(workdir, "interpolate")
-    np.savez(os.path.join(out, f"interpolate_{step}.npz"), path=path.numpy(), latents=z.numpy(),
-             x0=x0.numpy(), x1=x1.numpy())
-    png = save_strip(os.path.join(out, f"interpolate_{step}.png"), path, config if x.dim() == 4 else None,
+    name = output_name("interpolate", step, "ode", tolerance_tag(s.rtol, s.atol), f"pairs{n_pairs}x{n_frames}")
+    np.savez(os.path.join(out, f"{name}.npz"), path=path.numpy(), latents=z.numpy(), x0=x0.numpy(), x1=x1.numpy())
+    png = save_strip(os.path.join(out, f"{name}.png"), path, config if x.dim() == 4 else None,
                      data=x, title=f"slerp in latent space, step {step}")
     copy_figure(png, opts)
     stats = {"n_pairs": n_pairs, "n_frames": n_frames, "endpoint_relative_error": err, "step": step, "png": png}
-    write_json(os.path.join(out, f"interpolate_{step}.json"), stats)
+    write_json(os.path.join(out, f"{name}.json"), stats)
     print(f"{n_pairs} interpolation paths of {n_frames} frames written to {png}; end points reproduced "
           f"with relative error {err:.3g}")
     return 0

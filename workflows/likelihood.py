@@ -6,14 +6,17 @@ import os
 import torch
 
 from training.distributed import current_info
+from training.names import likelihood_tag, output_name
 from training.run import open_run
 
-from .common import cli, write_json
+from .common import check_num, cli, write_json
 
 
 @cli
 def mode_likelihood(config, workdir: str, progress: bool = True, num: int = 0) -> int:
-    """The first ``num`` (0: all) test points; writes workdir/likelihood/likelihood_<step>.json."""
+    """The first ``num`` (0: all) test points; writes workdir/likelihood/likelihood_<tag>_<step>.json, <tag>
+    the estimator, tolerances and number of points (``training.names.likelihood_tag``)."""
+    check_num(num, "all test points")
     run = open_run(config, workdir)
     x = run.test_data()
     x = x if num <= 0 else x[:num]
@@ -23,7 +26,8 @@ def mode_likelihood(config, workdir: str, progress: bool = True, num: int = 0) -
     if not info.is_main:
         return 0
     stats["step"] = run.step
-    path = os.path.join(workdir, "likelihood", f"likelihood_{run.step}.json")
+    path = os.path.join(workdir, "likelihood", output_name("likelihood", run.step, likelihood_tag(config, x.shape[0]),
+                                                           ext="json"))
     os.makedirs(os.path.dirname(path), exist_ok=True)
     write_json(path, stats)
     if "bpd" in stats:

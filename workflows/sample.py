@@ -9,16 +9,19 @@ import torch
 from evaluation import sample_stats
 from plotting import save_samples_png
 from training.distributed import current_info
+from training.names import output_name, sampler_tag
 from training.run import open_run
 
-from .common import cli, print_metrics, write_json
+from .common import check_num, cli, print_metrics, write_json
 
 
 @cli
 def mode_sample(config, workdir: str, progress: bool = True, num: int = 0) -> int:
     """``num`` (default config.sampling.num_samples) samples by config.sampling (method pc|ode, predictor,
-    corrector, snr, n_steps_each) into workdir/samples/: samples_<method>_<step>.{npz,png} and
-    stats_<method>_<step>.json (sample statistics against the test split). Builds no loss."""
+    corrector, snr, n_steps_each) into workdir/samples/: samples_<tag>_n<num>_<step>.{npz,png} and
+    stats_<tag>_n<num>_<step>.json (sample statistics against the test split), <tag> the sampler's
+    settings (``training.names.sampler_tag``). Builds no loss."""
+    check_num(num, "config.sampling.num_samples")
     run = open_run(config, workdir)
     test = run.test_data()                       # read first: a missing data path fails before sampling
     n = num or int(config.sampling.num_samples)
@@ -30,13 +33,13 @@ def mode_sample(config, workdir: str, progress: bool = True, num: int = 0) -> in
     out = os.path.join(workdir, "samples")
     os.makedirs(out, exist_ok=True)
     method, step = config.sampling.method, run.step
-    tag = f"{method}_{step}"
-    npz = os.path.join(out, f"samples_{tag}.npz")
+    tag = sampler_tag(config)
+    npz = os.path.join(out, output_name("samples", step, tag, f"n{n}", ext="npz"))
     np.savez(npz, samples=x.numpy(), nfe=nfe, step=step)
-    png = save_samples_png(config, x, os.path.join(out, f"samples_{tag}.png"), data=test,
-                           title=f"{method} samples, step {step}")
+    png = save_samples_png(config, x, os.path.join(out, output_name("samples", step, tag, f"n{n}", ext="png")),
+                           data=test, title=f"{method} samples, step {step}")
     stats = sample_stats(config, x, test, generator=torch.Generator().manual_seed(int(config.seed) + 13))
-    stats.update({"nfe": nfe, "step": step, "npz": npz, "png": png})
-    write_json(os.path.join(out, f"stats_{tag}.json"), stats)
+    stats.update({"nfe": nfe, "step": step, "npz": npz, "png": png, "sampler": tag})
+    write_json(os.path.join(out, output_name("stats", step, tag, f"n{n}", ext="json")), stats)
     print_metrics(f"{n} samples ({method}) written to {npz} and {png}:", stats)
     return 0
