@@ -280,6 +280,15 @@ def test_splits_are_checked_before_training(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"train split.*empty"):
         T.train(small_config(n_iters=20, eval_freq=0), str(tmp_path / "b"), progress=False)
 
+    def broken(config, split):                     # bad data in the test split: refused even without evaluation
+        if split == "test":
+            raise ValueError("config.data.path: image 'test/7.png' could not be read")
+        return real.load(config, split)
+
+    monkeypatch.setitem(registry.DATASETS, "toy2d", registry.DatasetSpec(broken, image=False, levels=real.levels))
+    with pytest.raises(ValueError, match=r"test/7\.png"):
+        T.train(small_config(n_iters=20, eval_freq=0), str(tmp_path / "c"), progress=False)
+
 
 def test_evaluation_failure_keeps_the_step(uninterrupted, tmp_path, monkeypatch):
     """An evaluation that fails at a step without a scheduled checkpoint: that step's state is saved

@@ -106,10 +106,11 @@ def _where(config) -> str:
 def build_components(config, device: torch.device | str = "cpu", need_test: bool | None = None) -> Components:
     """What training needs: SDE, data splits, the model (seeded), checked with one forward pass.
 
-    The splits are checked up front: an empty train split is refused; the test split must load and be
-    non-empty when ``need_test`` (default: evaluation is on, config.training.eval_freq > 0), else a
-    missing test split only disables the evaluation losses (with a warning). Raises ValueError /
-    FileNotFoundError with a one-line message on a bad config.
+    Both splits are read and checked up front, so bad data (a corrupt image, non-finite values) in
+    either stops the run before any work. An empty train split is refused; an empty test split is
+    refused when ``need_test`` (default: evaluation is on, config.training.eval_freq > 0), else the
+    evaluation losses are skipped with a warning. Raises ValueError / FileNotFoundError with a one-line
+    message on a bad config.
     """
     if need_test is None:
         need_test = int(config.training.eval_freq) > 0
@@ -118,18 +119,14 @@ def build_components(config, device: torch.device | str = "cpu", need_test: bool
     check_data_shape(config, train_data, "train")
     if train_data.shape[0] == 0:
         raise ValueError(f"the train split of {_where(config)} is empty; training needs data")
-    test_data = None
-    try:
-        test_data = get_dataset(config, "test")
-        check_data_shape(config, test_data, "test")
-        if test_data.shape[0] == 0:
-            raise ValueError(f"the test split of {_where(config)} is empty")
-    except (ValueError, FileNotFoundError, KeyError) as e:
+    test_data = get_dataset(config, "test")
+    check_data_shape(config, test_data, "test")
+    if test_data.shape[0] == 0:
         if need_test:
-            raise ValueError(f"{str(e).rstrip('.')}; the evaluation losses (config.training.eval_freq="
-                             f"{int(config.training.eval_freq)}) need a non-empty test split: provide one, or "
-                             f"set config.training.eval_freq=0 to train without them") from None
-        log.warning("no usable test split (%s); evaluation losses are skipped", e)
+            raise ValueError(f"the test split of {_where(config)} is empty; the evaluation losses "
+                             f"(config.training.eval_freq={int(config.training.eval_freq)}) need test data: "
+                             f"provide some, or set config.training.eval_freq=0 to train without them")
+        log.warning("the test split of %s is empty; evaluation losses are skipped", _where(config))
         test_data = None
     torch.manual_seed(int(config.seed))
     model = get_model(config).to(device)
