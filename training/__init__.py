@@ -7,9 +7,11 @@
 
 The chain, one module each: ``losses`` (+ ``objectives``: SSM, exact SM) -> ``step`` (one optimizer
 step) -> ``train`` (the loop; ``logs``) -> ``checkpoint`` (files, resume, ``read_latest_checkpoint``) ->
-``distributed`` (torchrun). Around it: ``build`` (config -> objects, ``check_config``), ``inference``
-(sampling and likelihood as the config says), ``run`` (``open_run``), ``evaluate``, ``classifier``
-(the classifiers of controllable generation) and ``recipes`` (NCSNv2 noise scales from data).
+``distributed`` (torchrun). Around it: ``build`` (config -> objects, ``check_config``), ``workdir``
+(checked before any work, locked against a second trainer), ``inference`` (sampling and likelihood as
+the config says), ``names`` (output names that say what made them), ``run`` (``open_run``),
+``evaluate``, ``classifier`` (the classifiers of controllable generation) and ``recipes`` (NCSNv2 noise
+scales from data).
 """
 from scoredata import DATASETS, TOY_SETS, data_range, get_dataset, is_image, n_bins, to_unit_images  # noqa: F401
 
