@@ -54,8 +54,8 @@ log = logging.getLogger(__name__)
 
 
 def _nonfinite(err: NonFinite, step: int, mgr: CheckpointManager) -> FloatingPointError:
-    last = mgr.list()
-    where = f"last good checkpoint: {last[0][2]} (step {last[0][0]})" if last else "no checkpoint was written yet"
+    last = [(step, path) for step, _, path in mgr.list() if mgr.is_readable(path)]
+    where = f"last good checkpoint: {last[0][1]} (step {last[0][0]})" if last else "no checkpoint was written yet"
     return FloatingPointError(f"non-finite {err.what} ({err.value}) at step {step}; training stopped, "
                               f"nothing was saved for this step ({where})")
 
