@@ -65,9 +65,10 @@ def fast_sample(sde: SDE, score_fn: ScoreFn, shape, solver: str = "heun", steps:
 
 #: solver="auto": the recommended solver per SDE family (drift-free = VE, other = VP / sub-VP) and NFE
 #: budget (``steps`` = NFE for each of them), from benchmarks/fewstep.py
-#: (benchmarks/results/fewstep/fewstep.md): the smallest geometric-mean error ratio to the best peer
-#: over that family's closed-form workloads. (lowest NFE, solver) pairs.
-AUTO = {"drift_free": ((1, "deis"), (7, "ipndm"), (13, "unipc")), "other": ((1, "deis"),)}
+#: (benchmarks/results/fewstep/fewstep.md, ``recommend`` / ``auto_table``): per budget, the solver with
+#: the smallest worst error ratio to the best peer over all of that family's closed-form workloads.
+#: (lowest NFE, solver) pairs: VE deis below 9 NFE, ipndm from 9; VP unipc at every budget.
+AUTO = {"drift_free": ((1, "deis"), (9, "ipndm")), "other": ((1, "unipc"),)}
 
 
 def auto_solver(nfe: int, sde: SDE | None = None) -> str:

@@ -10,7 +10,13 @@ returns the solver's own estimate of D(y, sigma(eps)) from its last polynomial, 
 (the limit every solver converges to is then the converged ODE followed by the denoising step, the
 score SDE sampler's output). The order at step i is
 min(order, i + 1) (warm start from the evaluations made so far) and, with ``lower_order_final``,
-at most the number of steps left (``None``: on when steps < 10).
+at most the number of steps left (``None``: on when steps < 10; UniPC's "low_noise" variant keeps
+order 2 to the end below the data scale, its one-difference update there staying bounded over long
+final steps).
+
+Default grids (``grid=None``) are functions of sigma alone (``samplers.grids``), so that every SDE
+gets the same noise levels over its range: "vp_time" with ``power`` = 1.5 (UniPC), 3 (iPNDM), 2 (DEIS
+on VP / sub-VP); DEIS keeps "logsnr" on drift-free (VE) SDEs.
 """
 from __future__ import annotations
 
@@ -80,8 +86,9 @@ def default_grid(sde, grid, drift_free_grid: str, other_grid: str) -> str:
     return drift_free_grid if is_drift_free(sde) else other_grid
 
 
-def _levels(view: VEView, steps: int, grid, eps, sigma_min, sigma_max, rho, denoise):
-    sigmas = sigma_grid(view, steps if denoise is True else steps + 1, grid, eps, sigma_min, sigma_max, rho)
+def _levels(view: VEView, steps: int, grid, eps, sigma_min, sigma_max, rho, denoise, power: float = 2.):
+    sigmas = sigma_grid(view, steps if denoise is True else steps + 1, grid, eps, sigma_min, sigma_max, rho,
+                        power)
     return sigmas, len(sigmas) - 1
 
 
@@ -96,7 +103,7 @@ def _end(view: VEView, y: Tensor, points, last: int, denoise, D_free: Tensor | N
 
 def long_final_step(sigmas: list[float], factor: float = 1.5) -> bool:
     """Whether the last step is long in log sigma: log(sigma_{n-1} / sigma_n) > ``factor`` times the
-    mean log-step (time grids on VP, EDM grids). Extrapolating a high-order polynomial over such a
+    mean log-step (time and vp_time grids, EDM grids). Extrapolating a high-order polynomial over such a
     step is unstable, so ``lower_order_final=None`` lowers the final orders exactly then."""
     if len(sigmas) < 3:
         return True
@@ -104,9 +111,10 @@ def long_final_step(sigmas: list[float], factor: float = 1.5) -> bool:
     return math.log(sigmas[-2] / sigmas[-1]) > factor * mean
 
 
-def _order_at(i: int, n_hist: int, order: int, last: int, lower_order_final: bool) -> int:
+def _order_at(i: int, n_hist: int, order: int, last: int, lower_order_final: bool, floor: int = 1) -> int:
+    """min(order, n_hist) and, with ``lower_order_final``, at most max(``floor``, steps left)."""
     k = min(order, n_hist)
-    return min(k, last - i) if lower_order_final else k
+    return min(k, max(floor, last - i)) if lower_order_final else k
 
 
 # ----------------------------------------------------------------------------- iPNDM
@@ -114,7 +122,7 @@ def _order_at(i: int, n_hist: int, order: int, last: int, lower_order_final: boo
 def ipndm(sde, score_fn, z: Tensor, steps: int, generator=None, progress: bool = False, order: int = 4,
           coefficients: str = "fixed", grid: str | None = None, rho: float = 7., eps: float = 1e-3,
           sigma_min: float | None = None, sigma_max: float | None = None, denoise: bool | str = False,
-          lower_order_final: bool | None = False, corrector: bool = False) -> Tensor:
+          lower_order_final: bool | None = False, corrector: bool = False, power: float = 3.) -> Tensor:
     """Improved PNDM (Zhang & Chen 2022; Zhou et al. 2024): Adams-Bashforth in the EDM variable sigma.
 
     With d_j = (y_j - D(y_j, sigma_j)) / sigma_j (the slope dy/dsigma) and k = the current order:
@@ -131,15 +139,15 @@ def ipndm(sde, score_fn, z: Tensor, steps: int, generator=None, progress: bool =
     d_{i+1} evaluated at the predicted point redoes step i -> i+1 with the k + 1 slopes
     (d_{i+1}, d_i, ...) (fixed: b = (1, 1)/2, (5, 8, -1)/12, (9, 19, -5, 1)/24, (251, 646, -264, 106,
     -19)/720; variable: the Lagrange integrals), and d_{i+1} is kept: no extra evaluation.
-    Default grid (``grid=None``): the EDM power law (rho = 7) for drift-free SDEs (VE), time-quadratic
-    otherwise (VP, sub-VP).
+    Default grid (``grid=None``): "vp_time" with ``power=3`` for every SDE (the published EDM power
+    law is ``grid="edm"``, ``rho=7``).
     """
     _check_common(order, 4, denoise, lower_order_final)
     check_choice("coefficients", coefficients, ("fixed", "variable"))
     _check_bool("corrector", corrector)
     view = VEView(sde, score_fn, z)
-    grid = default_grid(sde, grid, "edm", "time_quadratic")
-    sigmas, last = _levels(view, steps, grid, eps, sigma_min, sigma_max, rho, denoise)
+    grid = default_grid(sde, grid, "vp_time", "vp_time")
+    sigmas, last = _levels(view, steps, grid, eps, sigma_min, sigma_max, rho, denoise, power)
     lof = steps < 10 if lower_order_final is None else lower_order_final
     points, y = start(view, z, sigmas)
     hist: list[tuple[float, Tensor]] = []
@@ -182,15 +190,31 @@ def _check_bool(name: str, value) -> None:
 
 
 # ----------------------------------------------------------------------------- UniPC
-def _unipc_step(y_s: Tensor, lam_s: float, lam_t: float, D_s: Tensor, older, D_t, variant: str) -> Tensor:
+_GL_U, _GL_W = np.polynomial.legendre.leggauss(24)
+
+
+def low_noise_k1(h: float, r: float) -> float:
+    """w = int_0^h e^{-(h-u)} (e^{-2u} - 1) du / (e^{-2 r h} - 1) = -(1 - e^{-h})^2 / (e^{-2 r h} - 1): the
+    weight of D_m - D_s that makes the one-difference update exact for D(lambda) = a + b e^{-2 lambda}
+    = a + b sigma^2, the low-noise expansion D(y, sigma) = y + sigma^2 grad log p(y) + O(sigma^4) of any
+    smooth data density. Corrector (r = 1): tanh(h / 2); predictor (r < 0): bounded by
+    (1 - e^{-h})^2 / (e^{2|r|h} - 1), which vanishes over long steps (a damped extrapolation)."""
+    return -(-math.expm1(-h)) ** 2 / math.expm1(-2. * r * h)
+
+
+def _unipc_step(y_s: Tensor, lam_s: float, lam_t: float, D_s: Tensor, older, D_t, variant: str,
+                sigma_data: float = 1.) -> Tensor:
     """One UniP (``D_t`` None) or UniC (``D_t`` = D at the predicted point) update in lambda, data form.
 
     y_t = e^{-h} y_s + (1 - e^{-h}) D_s + B(h) sum_m a_m (D_m - D_s) / r_m,  h = lam_t - lam_s,
     r_m = (lam_m - lam_s) / h over the older values (r < 0) and, for UniC, r = 1 for D_t. The a_m solve
     sum_m a_m r_m^(k-1) = B_k(h) / (B(h) h^k), k = 1..K (K differences; B_k = int_0^h e^{-(h-u)} u^k du),
-    so the update is exact for D polynomial of degree K in lambda; with K = 1 UniPC takes a = 1/2 and
-    B(h) = h ("bh1") or 1 - e^{-h} ("bh2"); ``"exact"`` solves the K = 1 condition too (the predictor is
-    then the exact-moment multistep exponential integrator, DPM-Solver++(kM) with exact coefficients).
+    so the update is exact for D polynomial of degree K in lambda. With K = 1 UniPC takes a = 1/2 and
+    B(h) = h ("bh1") or 1 - e^{-h} ("bh2"); ``"exact"`` solves the K = 1 condition too (exact for D
+    linear in lambda); ``"low_noise"`` is "bh1" above the data scale (sigma_s > ``sigma_data``) and
+    below it takes the K = 1 weight ``low_noise_k1``, exact for D = a + b sigma^2 (the universal
+    low-noise behaviour of the denoiser, where a polynomial in lambda is the wrong model and its
+    extrapolation unstable over the long last steps of a few-step grid).
     """
     h = lam_t - lam_s
     out = math.exp(-h) * y_s + (-math.expm1(-h)) * D_s
@@ -200,8 +224,10 @@ def _unipc_step(y_s: Tensor, lam_s: float, lam_t: float, D_s: Tensor, older, D_t
     K = len(diffs)
     if K == 0:
         return out
+    if K == 1 and variant == "low_noise" and math.exp(-lam_s) <= sigma_data:
+        return out + low_noise_k1(h, diffs[0][0]) * diffs[0][1]
     Bh = -math.expm1(-h) if variant == "bh2" else h
-    if K == 1 and variant != "exact":
+    if K == 1 and variant in ("bh1", "bh2", "low_noise"):
         a = [0.5]
     else:
         moments = _phi_data(h, K)
@@ -212,10 +238,11 @@ def _unipc_step(y_s: Tensor, lam_s: float, lam_t: float, D_s: Tensor, older, D_t
 
 
 @register_solver("unipc")
-def unipc(sde, score_fn, z: Tensor, steps: int, generator=None, progress: bool = False, order: int = 4,
-          variant: str = "bh1", grid: str | None = None, rho: float = 7., eps: float = 1e-3,
-          sigma_min: float | None = None, sigma_max: float | None = None, denoise: bool | str | None = None,
-          lower_order_final: bool | None = True, corrector: bool = True) -> Tensor:
+def unipc(sde, score_fn, z: Tensor, steps: int, generator=None, progress: bool = False, order: int = 3,
+          variant: str = "low_noise", grid: str | None = None, rho: float = 7., eps: float = 1e-3,
+          sigma_min: float | None = None, sigma_max: float | None = None, denoise: bool | str | None = False,
+          lower_order_final: bool | None = True, corrector: bool = True, power: float = 1.5,
+          sigma_data: float = 1.) -> Tensor:
     """UniPC (Zhao et al. 2023), data prediction, in lambda = -log sigma (equations in ``_unipc_step``).
 
     Step i -> i+1: the predictor UniP of order k = min(order, i + 1) uses D_i and the k - 1 values
@@ -223,20 +250,23 @@ def unipc(sde, score_fn, z: Tensor, steps: int, generator=None, progress: bool =
     (order k + 1), which redoes step i -> i+1 with D_{i+1} added and gives the state the next step
     starts from, and as the newest value of the history (UniPC's free corrector: no extra NFE). No
     corrector after the last step (it would cost an evaluation). ``order`` in [1, 4] (orders 1, 2, 3,
-    4, 4, ... and, with ``lower_order_final``, at most the number of steps left). Default grid
-    (``grid=None``): uniform in log-SNR for drift-free SDEs (VE), uniform in t otherwise (VP, sub-VP).
-    ``denoise=None`` (default): "free" from 12 steps on (the final denoising jump sigma_min^2 m score
-    does not shrink with the steps and dominates there), False below (the extrapolated D is then less
-    accurate than the integrated state).
+    3, ... by default and, with ``lower_order_final``, at most the number of steps left: down to 1
+    for bh1 / bh2 / exact, whose one-difference extrapolation in lambda is unstable over the long last
+    steps of a few-step grid, and for ``variant="low_noise"`` (default) down to 2 below the data
+    scale ``sigma_data`` (1: data of unit scale, the VP convention), where its one-difference weight
+    is the damped sigma^2 extrapolation of ``low_noise_k1``, and to 1 above it). Default grid
+    (``grid=None``): "vp_time" with ``power=1.5`` for every SDE (power = (p + 1) / 2 for the order
+    p = 2 that a few-step run's warm-started, lowered schedule 1, 2, 3, ..., 2 averages; see
+    ``grids.vp_time_sigmas``). ``denoise`` (default False; None means False).
     """
-    if denoise is None:
-        denoise = "free" if steps >= 12 else False
+    denoise = False if denoise is None else denoise
     _check_common(order, 4, denoise, lower_order_final)
-    check_choice("variant", variant, ("bh1", "bh2", "exact"))
+    check_choice("variant", variant, ("bh1", "bh2", "exact", "low_noise"))
     _check_bool("corrector", corrector)
+    check_positive("sigma_data", sigma_data)
     view = VEView(sde, score_fn, z)
-    grid = default_grid(sde, grid, "logsnr", "time")
-    sigmas, last = _levels(view, steps, grid, eps, sigma_min, sigma_max, rho, denoise)
+    grid = default_grid(sde, grid, "vp_time", "vp_time")
+    sigmas, last = _levels(view, steps, grid, eps, sigma_min, sigma_max, rho, denoise, power)
     lof = steps < 10 if lower_order_final is None else lower_order_final
     lams = [-math.log(s) for s in sigmas]
     points, y = start(view, z, sigmas)
@@ -246,15 +276,16 @@ def unipc(sde, score_fn, z: Tensor, steps: int, generator=None, progress: bool =
         D = view.denoise(y, points[i])
         if corrector and prev is not None:
             y_s, s, older = prev
-            y = _unipc_step(y_s, lams[s], lams[i], hist[-1][1], older, D, variant)
+            y = _unipc_step(y_s, lams[s], lams[i], hist[-1][1], older, D, variant, sigma_data)
         if i == last:
             y = D
             break
         hist = (hist + [(lams[i], D)])[-order:]
-        k = _order_at(i, len(hist), order, last, lof)
+        floor = 2 if variant == "low_noise" and sigmas[i] <= sigma_data else 1
+        k = _order_at(i, len(hist), order, last, lof, floor)
         older = hist[-k:-1][::-1]
         prev = (y, i, older)
-        y = _unipc_step(y, lams[i], lams[i + 1], D, older, None, variant)
+        y = _unipc_step(y, lams[i], lams[i + 1], D, older, None, variant, sigma_data)
     D_free = None
     if denoise == "free":          # the data-prediction polynomial of the last step, at lambda_min
         nodes = [lams[prev[1]]] + [lm for lm, _ in prev[2]]
@@ -264,9 +295,6 @@ def unipc(sde, score_fn, z: Tensor, steps: int, generator=None, progress: bool =
 
 
 # ----------------------------------------------------------------------------- DEIS
-_GL_U, _GL_W = np.polynomial.legendre.leggauss(24)
-
-
 def _deis_weights(view: VEView, t_nodes: list[float], s_a: float, s_b: float) -> list[float]:
     """w_j = int_{s_a}^{s_b} l_j(t(sigma)) dsigma, l_j the Lagrange basis in t on ``t_nodes``;
     24-point Gauss-Legendre in log sigma (the integrand sigma l_j(t(sigma)) is smooth there)."""
@@ -289,7 +317,7 @@ def _deis_weights(view: VEView, t_nodes: list[float], s_a: float, s_b: float) ->
 def deis(sde, score_fn, z: Tensor, steps: int, generator=None, progress: bool = False, order: int = 3,
          variable: str = "t", grid: str | None = None, rho: float = 7., eps: float = 1e-3,
          sigma_min: float | None = None, sigma_max: float | None = None, denoise: bool | str = False,
-         lower_order_final: bool | None = None, corrector: bool = False) -> Tensor:
+         lower_order_final: bool | None = None, corrector: bool = False, power: float = 2.) -> Tensor:
     """DEIS (Zhang & Chen 2022) with the noise prediction extrapolated by Adams-Bashforth.
 
     The exponential-integrator form of the probability-flow ODE in the VE-equivalent variable is
@@ -303,16 +331,17 @@ def deis(sde, score_fn, z: Tensor, steps: int, generator=None, progress: bool = 
     ``corrector=True``: the Adams-Moulton corrector in PEC mode (the new eps_{i+1}, evaluated at the
     predicted point, redoes step i -> i+1 with the polynomial through k + 1 values, and is kept;
     unstable at 5-6 steps on narrow modes, hence off by default). Default grid (``grid=None``):
-    uniform in log-SNR for drift-free SDEs (VE), time-quadratic otherwise (VP, sub-VP);
+    uniform in log-SNR for drift-free SDEs (VE), "vp_time" with ``power=2`` otherwise (VP, sub-VP: the
+    time-quadratic grid of the reference VP process, the same levels for every such SDE);
     ``lower_order_final=None``: lower the final orders only when the last step is long in log sigma
-    (``long_final_step``: the time-quadratic grid, not the log-SNR one).
+    (``long_final_step``: the vp_time and time-quadratic grids, not the log-SNR one).
     """
     _check_common(order, 4, denoise, lower_order_final)
     check_choice("variable", variable, ("t", "sigma"))
     _check_bool("corrector", corrector)
     view = VEView(sde, score_fn, z)
-    grid = default_grid(sde, grid, "logsnr", "time_quadratic")
-    sigmas, last = _levels(view, steps, grid, eps, sigma_min, sigma_max, rho, denoise)
+    grid = default_grid(sde, grid, "logsnr", "vp_time")
+    sigmas, last = _levels(view, steps, grid, eps, sigma_min, sigma_max, rho, denoise, power)
     lof = long_final_step(sigmas) if lower_order_final is None else lower_order_final
     points, y = start(view, z, sigmas)
     hist: list[tuple[float, Tensor]] = []        # (v_j, eps_j), newest last

@@ -45,17 +45,19 @@ def errors(sde_name, solver, steps, scale=1., **kw):
 #: (solver, options, minimum observed order over 32 -> 64 steps); measured VP / VE in the comments
 ORDER_CASES = [
     ("ddim", {}, 0.8),                                                        # 0.97 / 0.98
-    ("ipndm", {}, 1.8),               # published fixed coefficients on a non-uniform grid: second order, 1.99 / 2.07
-    ("ipndm", {"coefficients": "variable"}, 3.2),                             # 3.36 / 3.59 (-> 4)
-    ("unipc", {"denoise": False, "grid": "logsnr", "lower_order_final": False, "order": 2}, 2.7),  # UniP-2 + UniC: 3.08 / 3.07
-    ("unipc", {"denoise": False, "grid": "logsnr", "lower_order_final": False, "order": 3}, 2.8),          # UniP-3 + UniC: 2.93 / 3.33
+    ("ipndm", {}, 1.8),               # published fixed coefficients on a non-uniform grid: second order, 1.96 / 1.88
+    ("ipndm", {"coefficients": "variable", "grid": "edm"}, 3.2),              # 3.40 / 3.59 (-> 4)
+    ("ipndm", {"coefficients": "variable"}, 3.0),            # default vp_time grid: 3.21 / 3.15 (3.51 / 3.23 at 64 -> 128)
+    ("unipc", {"denoise": False, "grid": "logsnr", "lower_order_final": False, "order": 2}, 2.7),  # UniP-2 + UniC: 3.11 / 3.10
+    ("unipc", {"grid": "logsnr", "lower_order_final": False, "variant": "bh1", "order": 3}, 2.8),  # UniP-3 + UniC: 2.93 / 3.33
+    ("unipc", {"denoise": False, "grid": "logsnr", "lower_order_final": False, "order": 3}, 2.8),  # low_noise
     ("unipc", {"denoise": False, "grid": "logsnr", "lower_order_final": False, "variant": "bh2", "order": 3}, 2.8),  # 2.93 / 3.33
-    ("deis", {"lower_order_final": False}, 2.6),                              # tAB-3: 2.81 / 3.40 (-> 3)
+    ("deis", {"lower_order_final": False}, 2.6),                              # tAB-3: 2.80 / 3.40 (-> 3)
     ("dpm_solver_3", {"lower_order_final": False}, 3.0),                      # 4.02 / 5.43
-    ("ipndm", {"coefficients": "variable", "corrector": True}, 3.8),         # AB4 + AM5 (PEC): 4.28 / 4.59
-    ("deis", {"lower_order_final": False, "corrector": True}, 3.5),          # 4.01 / 4.07
-    ("unipc", {"denoise": False, "grid": "logsnr", "lower_order_final": False, "order": 4}, 4.5),   # UniP-4 + UniC: 4.98 / 5.53
-    ("unipc", {"denoise": False, "grid": "logsnr", "lower_order_final": False, "variant": "exact"}, 4.5),  # 4.98 / 5.22
+    ("ipndm", {"coefficients": "variable", "corrector": True}, 3.8),         # AB4 + AM5 (PEC): 4.08 / 3.95
+    ("deis", {"lower_order_final": False, "corrector": True}, 3.5),          # 4.05 / 4.07
+    ("unipc", {"denoise": False, "grid": "logsnr", "lower_order_final": False, "order": 4}, 4.5),   # UniP-4 + UniC: 4.98 / 5.11
+    ("unipc", {"grid": "logsnr", "lower_order_final": False, "variant": "exact", "order": 4}, 4.5),  # 4.98 / 5.22
 ]
 
 
@@ -65,6 +67,16 @@ def test_convergence_order_on_a_gaussian(sde_name, solver, kw, min_order):
     e32, e64 = errors(sde_name, solver, (32, 64), **kw)
     order = math.log2(e32 / e64)
     assert order >= min_order, (solver, kw, e32, e64, order)
+
+
+@pytest.mark.parametrize("sde_name", sorted(SDES))
+def test_unipc_defaults_converge_past_second_order(sde_name):
+    """With lower_order_final the last steps of bh1 / bh2 / exact are first order, which caps the global
+    order at 2; the default low_noise variant keeps order 2 there (the sigma^2 weight): order > 3."""
+    e64, e128 = errors(sde_name, "unipc", (64, 128))
+    b64, b128 = errors(sde_name, "unipc", (64, 128), variant="bh1")
+    assert math.log2(e64 / e128) > 3.2, (e64, e128)                     # 3.40 / 3.50 (3.68 / 3.73 at 256)
+    assert math.log2(b64 / b128) < 2.4, (b64, b128)                     # 2.12 / 2.18
 
 
 def test_wrong_score_does_not_converge():
@@ -100,7 +112,7 @@ def test_free_denoise_converges_to_the_denoised_ode():
         mu, s2 = GAUSS.means[0], float(GAUSS.stds[0]) ** 2
         target = (s2 * x_e / m + sig ** 2 * mu) / (s2 + sig ** 2)
         assert float((x_e - target).abs().max()) > 4e-4
-        for solver, kw, tol in [("unipc", {"grid": "logsnr", "lower_order_final": False}, 1e-5),   # 4e-6 / 4e-7
+        for solver, kw, tol in [("unipc", {"grid": "logsnr", "lower_order_final": False, "order": 4}, 1e-5),  # 4e-6 / 1e-6
                                 ("ipndm", {"coefficients": "variable"}, 1e-3),                    # 3e-4
                                 ("deis", {"grid": "logsnr", "lower_order_final": False}, 2e-3)]:  # 1.2e-3 / 3e-5
             errs = []
@@ -114,8 +126,8 @@ def test_free_denoise_converges_to_the_denoised_ode():
 
 def test_default_grids_follow_the_sde():
     """grid=None: each solver's measured default for drift-free (VE) and other (VP) SDEs."""
-    for sde_name, expected in [("vesde", {"ipndm": "edm", "unipc": "logsnr", "deis": "logsnr"}),
-                               ("vpsde", {"ipndm": "time_quadratic", "unipc": "time", "deis": "time_quadratic"})]:
+    for sde_name, expected in [("vesde", {"ipndm": "vp_time", "unipc": "vp_time", "deis": "logsnr"}),
+                               ("vpsde", {"ipndm": "vp_time", "unipc": "vp_time", "deis": "vp_time"})]:
         sde = SDES[sde_name]
         z = sde.prior_sampling((32, 2), generator=torch.Generator().manual_seed(2), dtype=torch.float64)
         for solver, grid in expected.items():
@@ -181,8 +193,8 @@ def test_long_final_step_rule():
     """deis's lower_order_final=None: lower the final orders only after a long last log-sigma step."""
     from samplers.fast_multistep import long_final_step
 
-    for sde_name, expected in [("vpsde", {"logsnr": False, "edm": True, "time": True}),
-                               ("vesde", {"logsnr": False, "edm": True, "time": False})]:
+    for sde_name, expected in [("vpsde", {"logsnr": False, "edm": True, "time": True, "vp_time": True}),
+                               ("vesde", {"logsnr": False, "edm": True, "time": False, "vp_time": True})]:
         view = VEView(SDES[sde_name], None, torch.zeros(1, 2))
         for grid, long in expected.items():
             assert long_final_step(sigma_grid(view, 11, grid, 1e-3)) is long, (sde_name, grid)
@@ -196,7 +208,7 @@ def test_auto_solver():
             x, nfe = fast_sample(sde, GAUSS.score_fn(sde), (8, 2), solver="auto", steps=n,
                                  generator=torch.Generator().manual_seed(0))
             assert nfe == n and x.shape == (8, 2)
-    assert auto_solver(20, SDES["vesde"]) == AUTO["drift_free"][-1][1] and auto_solver(5, SDES["vpsde"]) == "deis"
+    assert auto_solver(20, SDES["vesde"]) == AUTO["drift_free"][-1][1] and auto_solver(5, SDES["vpsde"]) == "unipc"
 
 
 def test_unipc_matches_diffusers_uniPC():
@@ -235,3 +247,56 @@ def test_likelihood_in_sigma_is_exact():
         assert nfe_s > 0 and nfe_t > 0
     with pytest.raises(ValueError, match="variable"):
         log_likelihood(SDES["vpsde"], mix.score_fn(SDES["vpsde"]), x, variable="lambda")
+
+
+def test_low_noise_weight_is_exact_for_sigma_squared():
+    """UniPC's variant="low_noise": below sigma_data the one-difference update integrates
+    D(lambda) = a + b sigma^2 = a + b e^{-2 lambda} (the denoiser's low-noise expansion) exactly, in the
+    predictor (an older point, r < 0) and the corrector (r = 1: weight tanh(h / 2)); above sigma_data
+    it is UniPC's bh1."""
+    from samplers.fast_multistep import _unipc_step, low_noise_k1
+
+    def exact(lam_s, h, a, b, y_s=0.4):     # e^{-h} y_s + int_0^h e^{-(h-u)} (a + b e^{-2(lam_s + u)}) du
+        return math.exp(-h) * y_s + a * -math.expm1(-h) + b * math.exp(-2 * lam_s - h) * -math.expm1(-h)
+
+    a, b = 0.3, -1.7
+    D = lambda lam: torch.tensor([a + b * math.exp(-2. * lam)], dtype=torch.float64)   # noqa: E731
+    y_s = torch.tensor([0.4], dtype=torch.float64)
+    for lam_s, h, r in [(0.2, 1.1, 1.), (0.5, 3., -0.8), (2., 0.4, -1.3), (4.5, 4.2, -0.35)]:
+        older, D_t = ([], D(lam_s + h)) if r == 1. else ([(lam_s + r * h, D(lam_s + r * h))], None)
+        y = _unipc_step(y_s, lam_s, lam_s + h, D(lam_s), older, D_t, "low_noise", 1.)
+        assert float(y[0]) == pytest.approx(exact(lam_s, h, a, b), rel=1e-12), (lam_s, h, r)
+        bh1 = _unipc_step(y_s, lam_s, lam_s + h, D(lam_s), older, D_t, "bh1", 1.)
+        assert abs(float(bh1[0]) - exact(lam_s, h, a, b)) > 1e-3                 # the polynomial model is not
+    for h in (0.5, 2.):
+        assert low_noise_k1(h, 1.) == pytest.approx(math.tanh(h / 2), rel=1e-12)
+        assert abs(low_noise_k1(8., -1.)) < 1e-6                                   # damped over long steps
+    older = [(-3.5, D(-3.5))]                                                      # sigma_s = e^3 > sigma_data
+    assert torch.equal(_unipc_step(y_s, -3., -1., D(-3.), older, None, "low_noise", 1.),
+                       _unipc_step(y_s, -3., -1., D(-3.), older, None, "bh1", 1.))
+    with pytest.raises(ValueError, match="sigma_data"):
+        fast_sample(SDES["vpsde"], GAUSS.score_fn(SDES["vpsde"]), (8, 2), solver="unipc", sigma_data=0.)
+
+
+def test_vp_time_grid_is_schedule_free():
+    """grid="vp_time": uniform in log(1 + sigma^2)^(1 / (2 power)), the same levels for every SDE over
+    the same range, and the time-uniform / time-quadratic grid of a linear VP SDE with beta_min -> 0."""
+    from sde_lib import subVPSDE
+    from samplers.grids import vp_time_sigmas
+
+    vp0 = VPSDE(beta_min=1e-9, beta_max=20.)
+    view = VEView(vp0, None, torch.zeros(1, 2))
+    for power, kind in ((1., "time"), (2., "time_quadratic")):
+        ours = sigma_grid(view, 7, "vp_time", 1e-3, power=power)
+        theirs = sigma_grid(view, 7, kind, 1e-3)
+        assert max(abs(math.log(a / b)) for a, b in zip(ours, theirs)) < 1e-6, kind
+    g = vp_time_sigmas(150., 1e-4, 9, 2.)
+    u = [math.log1p(s * s) ** 0.25 for s in g]
+    assert g[0] == 150. and g[-1] == 1e-4 and max(abs((a - b) - (u[0] - u[1])) for a, b in zip(u, u[1:])) < 1e-12
+    vp, sub = VEView(VPSDE(), None, torch.zeros(1, 2)), VEView(subVPSDE(), None, torch.zeros(1, 2))
+    lo = vp.sigma_of_t(1e-3)
+    a = sigma_grid(vp, 6, "vp_time", 1e-3)
+    b = sigma_grid(sub, 6, "vp_time", 1e-3, sigma_min=lo, sigma_max=None)
+    assert max(abs(math.log(x / y)) for x, y in zip(a, b)) < 1e-3       # sigma(T) of the two differ by 3e-4
+    with pytest.raises(ValueError, match="power"):
+        sigma_grid(vp, 6, "vp_time", 1e-3, power=0.)
