@@ -29,7 +29,7 @@ def run_main(module, tmp_path, capsys, *extra) -> dict:
 
 
 def test_registry_lists_every_script():
-    assert set(EXPERIMENTS) == {"manifold", "low_density", "mixing", "ald_digits"}
+    assert set(EXPERIMENTS) == {"manifold", "low_density", "mixing", "ald_digits", "pc_table", "identifiable"}
     for name in EXPERIMENTS:
         mod = __import__(f"experiments.{name}", fromlist=["run", "main"])
         assert callable(mod.run) and callable(mod.main) and mod.NAME == name
@@ -142,3 +142,149 @@ def test_level_by_level_annealed_langevin_equals_one_call():
                               generator=torch.Generator().manual_seed(4))
     assert float((states[-1] - other).abs().max()) > 0.1
     assert math.isclose(float(sigmas[0]), 10.)
+
+
+# ---------------------------------------------------------------------------- 5. score SDE Table 1 (pc_table)
+def test_pc_grid_cells_have_equal_compute():
+    from experiments.pc_grid import CELLS, PREDICTOR_ROWS, cell_plan
+    N = 50
+    for row in PREDICTOR_ROWS:
+        plans = {c: cell_plan(c, row, N, 0.16, 0.32) for c in CELLS}
+        assert plans["P_N"][0] == N and plans["P_N"][2] == N
+        assert plans["P_2N"][0] == 2 * N and plans["P_2N"][2] == 2 * N
+        assert plans["PC_N"][0] == N and plans["PC_N"][2] == 2 * N
+        assert plans["C_2N"][0] == 2 * N and plans["C_2N"][2] == 2 * N + 1       # + the final denoising step
+        assert plans["PC_N"][1]["snr"] == 0.16 and plans["C_2N"][1]["snr"] == 0.32
+        assert plans["P_N"][1]["probability_flow"] == (row == "probability_flow")
+    with pytest.raises(ValueError, match="cell"):
+        cell_plan("PC_2N", "reverse_diffusion", N, 0.16, 0.16)
+    with pytest.raises(ValueError, match="row"):
+        cell_plan("P_N", "euler", N, 0.16, 0.16)
+
+
+def test_sample_quality_statistics_against_closed_forms():
+    from experiments.sample_quality import Judge, classifier_probs, kid, last_layer_features, mean_entropy
+    from models.classifier import ClassifierMLP
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(400, 8, generator=g), torch.randn(400, 8, generator=g)
+    shifted = torch.randn(400, 8, generator=g) + 0.5
+    assert abs(kid(a, b)) < 0.05 and kid(a, shifted) > 0.2           # unbiased: ~0 for equal laws
+    assert mean_entropy(torch.eye(5)) == pytest.approx(0.)
+    assert mean_entropy(torch.full((3, 5), 0.2)) == pytest.approx(math.log(5))
+    # the feature hook returns the input of the output layer, computed by hand
+    clf = ClassifierMLP((1, 8, 8), 10, None, nf=32, n_layers=1).eval()
+    x = torch.rand(6, 1, 8, 8, generator=g)
+    with torch.no_grad():
+        h = clf.blocks[0](clf.fc_in(x.reshape(6, -1)), None)
+        want = torch.nn.functional.silu(clf.norm(h))
+    torch.testing.assert_close(last_layer_features(clf, clf.fc_out)(x), want)
+    torch.testing.assert_close(classifier_probs(clf)(x).sum(1), torch.ones(6, dtype=torch.float64))
+    # the judge: real data sit at its floor, shifted data far above it (both floor kinds)
+    ref, pool = torch.randn(600, 8, generator=g), torch.randn(1000, 8, generator=g)
+    for judge in (Judge(ref, pool=pool), Judge(ref, features=lambda v: v.double())):
+        floor = judge.floor(300, 8, torch.Generator().manual_seed(1))
+        m, s = torch.tensor(floor["mmd"]).mean(), torch.tensor(floor["mmd"]).std()
+        assert abs(float(m)) < 3 * float(s)
+        assert judge(pool[:300] + 0.5)["mmd"] > float(m) + 20 * float(s)
+    assert Judge(ref, features=lambda v: v.double()).names == ("mmd", "kid")
+
+
+def test_claim_verdicts():
+    from experiments.pc_grid import verdict
+    assert verdict(torch.tensor([-1., -1.2, -0.9])) == ("holds", 3)
+    assert verdict(torch.tensor([1., 1.2, 0.9])) == ("opposite", 0)
+    assert verdict(torch.tensor([-1., 1.2, -0.9]))[0] == "within noise"
+    assert verdict(torch.tensor([-1., -0.01, -3.]))[0] == "within noise"      # agree, but |mean| < 2 s.e.
+
+
+def test_pc_table_quick_exact_score(tmp_path, capsys):
+    """The grid on a 16-D mixture with its exact score (N = 25, 512 samples, 3 seeds; RBF MMD^2 against
+    exact samples): the claims that hold on the digits hold here too, with margins from the measured spread."""
+    from experiments import pc_table
+    fig = run_main(pc_table, tmp_path, capsys)
+    N = fig["settings"]["N"]
+    for name in ("ve", "vp"):
+        res = fig["sdes"][name]
+        cells = res["cells"]
+        assert cells["C_2N"]["nfe"] == 2 * N + 1
+        assert all(cells[f"{row}/P_2N"]["nfe"] == cells[f"{row}/PC_N"]["nfe"] == 2 * N for row in
+                   ("ancestral_sampling", "reverse_diffusion", "probability_flow"))
+        fm, fs = res["floor"]["mmd"]
+        assert abs(fm) < 3 * fs                                        # exact samples: at the floor
+        claims = {c["claim"]: c for c in res["claims"]["mmd"]}
+        # corrector-only is far worse than both SDE predictors (measured x 1e3: VE 459 vs < 1, VP 6.5 vs < 0.5)
+        for row in ("ancestral_sampling", "reverse_diffusion"):
+            for cell in ("P_2N", "PC_N"):
+                c = claims[f"{cell} < C_2N ({row})"]
+                assert c["verdict"] == "holds" and c["excess_ratio"] > 5
+        # the probability-flow predictor gains more from a corrector than the SDE predictors under VE
+        # (measured gain differences -2.2 +- 0.3 and -1.8 +- 0.9 x 1e-3)
+        if name == "ve":
+            assert claims["gain P_2N - PC_N: reverse_diffusion < probability_flow"]["verdict"] == "holds"
+            assert claims["PC_N < P_2N (probability_flow)"]["verdict"] == "holds"
+        # a coarse probability flow is far from the data; doubling its steps helps (VE 4.1 -> 0.9, VP 161 -> 10)
+        pf_n, pf_2n = (torch.tensor(cells[f"probability_flow/{c}"]["mmd"]).mean() for c in ("P_N", "P_2N"))
+        assert pf_n > 3 * pf_2n and pf_n > fm + 5 * fs
+
+
+def test_pc_table_wrong_score_fails_the_floor_check():
+    """With the exact score PC_N's samples sit at the real-data floor; a deliberately wrong score (half the
+    exact one) is caught by the same statistic."""
+    from experiments.pc_grid import mixture_tasks, sample_cell, starting_points
+    task = mixture_tasks(("ve",))["ve"]
+    floor = torch.tensor(task.judge.floor(512, 5, torch.Generator().manual_seed(0))["mmd"])
+    z = starting_points(task, 25, 512, 0)
+    good, _ = sample_cell(task, "PC_N", "reverse_diffusion", 25, z, 0, 0.16, 0.16)
+    assert task.judge(good)["mmd"] < float(floor.mean() + 4 * floor.std())
+    exact = task.score_fn
+    task.score_fn = lambda x, t: 0.5 * exact(x, t)
+    bad, _ = sample_cell(task, "PC_N", "reverse_diffusion", 25, z, 0, 0.16, 0.16)
+    assert task.judge(bad)["mmd"] > float(floor.mean() + 20 * floor.std())
+
+
+# ---------------------------------------------------------------------------- 6. identifiable encoding
+def test_identifiable_measures():
+    from experiments.identifiable import compare, derangement, latent_distance
+    g = torch.Generator().manual_seed(0)
+    p = derangement(50, g)
+    assert sorted(p.tolist()) == list(range(50)) and not bool((p == torch.arange(50)).any())
+    z = torch.randn(50, 4, generator=g)
+    r = compare(z, z.clone(), 2., p)
+    assert r["d"] == 0. and r["corr"] == pytest.approx(1.) and r["d_shuffled"] > 0.5
+    assert latent_distance(z, torch.zeros_like(z), 1.) == pytest.approx(float(z.pow(2).sum(1).mean().sqrt()))
+    other = torch.randn(50, 4, generator=g)
+    assert compare(z, other, 2., p)["ratio"] > 0.7                   # unrelated latents: like a shuffle
+
+
+def test_trained_runs_name_every_varied_field():
+    from experiments.trained_runs import digits_config, run_name, toy_config
+    names = {run_name(digits_config("vp", nf=16, seed=0, n_iters=3000)),
+             run_name(digits_config("vp", nf=16, seed=1, n_iters=3000)),
+             run_name(digits_config("vp", nf=32, seed=0, n_iters=3000)),
+             run_name(digits_config("vp", nf=16, seed=0, n_iters=0)),
+             run_name(digits_config("ve", nf=16, seed=0, n_iters=3000)),
+             run_name(toy_config("vp", toy="moons")), run_name(toy_config("vp"))}
+    assert len(names) == 7
+    with pytest.raises(ValueError, match="sde"):
+        digits_config("subvp")
+
+
+def test_identifiable_quick_toy(tmp_path, capsys):
+    """Three MLPs trained separately on the 2-D two-mode set (widths 64, 64, 128; seeds 0-2; 500 steps)
+    encode the same 200 test points to nearly the same latents, far closer than the shuffled pairing, an
+    untrained network or the same network trained on other data (moons)."""
+    from experiments import identifiable
+    fig = run_main(identifiable, tmp_path, capsys)
+    toy = fig["parts"]["toy"]
+    s = toy["summary"]
+    assert s["holds"]
+    # measured: d = 0.077-0.088 (latent units), shuffled 1.29, untrained 0.90, other data 2.24
+    assert all(p["d"] < 0.2 for p in toy["pairs"].values())
+    assert all(p["corr"] > 0.98 for p in toy["pairs"].values())
+    assert s["factor_vs_shuffled"] > 6 and s["factor_vs_untrained"] > 4 and s["factor_vs_other_data"] > 8
+    # ... and close to the true encoding of the exact mixture score (measured d = 0.08-0.11)
+    assert all(e["d"] < 0.2 for e in toy["exact"].values())
+    # the latents have the prior's scale (measured RMS / scale 0.90-0.96), the untrained network's do not
+    trained = [k for k in toy["models"] if k not in ("untrained", "other_data")]
+    assert all(0.8 < toy["latent_rms_over_scale"][k] < 1.15 for k in trained + ["exact"])
+    assert toy["latent_rms_over_scale"]["untrained"] < 0.1
