@@ -7,8 +7,10 @@ well share the encoding x -> z = x(T) (``samplers.encode``). Two data sets:
 
 * 2-D toy (the 0.2/0.8 two-mode mixture, configs/vp/toy2d.py MLP): models of two widths and three
   seeds, plus the exact mixture score (``sde_lib.mixture``: the true encoding);
-* the 8x8 digits (configs/vp/digits.py DDPM++, VP SDE): widths nf = 16, 16, 32 with three seeds (the
-  first is the VP model of ``experiments.pc_table``; all cached under ``exp_out/``).
+* the 8x8 digits (configs/vp/digits.py DDPM++, VP SDE): widths nf = 16, 16, 32 with three seeds, each
+  trained for 3000 and for 10000 steps (``digits_iters``; the 3000-step nf = 16 seed-0 model is the VP
+  model of ``experiments.pc_table``; all cached under ``exp_out/``): how the agreement grows with
+  training; the claim is judged on the longest (part "digits"; the shorter ones "digits_<n>_steps").
 
 For every pair of trained models A, B the same test points are encoded and compared by
 
@@ -52,7 +54,7 @@ CONTROLS = ("untrained", "other_data")
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 DEFAULTS = dict(parts=("toy", "digits"), toy_iters=3000, toy_widths=(64, 64, 128), toy_seeds=(0, 1, 2),
-                toy_points=500, toy_tol=1e-5, digits_iters=3000, digits_widths=(16, 16, 32), digits_seeds=(0, 1, 2),
+                toy_points=500, toy_tol=1e-5, digits_iters=(3000, 10000), digits_widths=(16, 16, 32), digits_seeds=(0, 1, 2),
                 digits_points=300, digits_tol=1e-4, untrained_seed=9, toy_other="moons", root="exp_out",
                 results=RESULTS, far=3.)
 QUICK = dict(parts=("toy",), toy_iters=500, toy_points=200, root=None, results=None)
@@ -85,18 +87,20 @@ def derangement(n: int, generator: torch.Generator) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- one data set
-def run_part(kind: str, cfg: dict, root: str, progress: bool) -> dict:
-    """Train/open the models of one data set, encode its test points, compare every pair and the controls."""
+def run_part(kind: str, cfg: dict, root: str, progress: bool, iters: int | None = None) -> dict:
+    """Train/open the models of one data set (``iters`` steps; default ``cfg[kind + "_iters"]``), encode its
+    test points, compare every pair and the controls."""
     if kind == "toy":
         make = lambda nf, seed, it: toy_config("vp", nf=nf, seed=seed, n_iters=it)     # noqa: E731
-        widths, seeds, iters, n, tol = cfg["toy_widths"], cfg["toy_seeds"], cfg["toy_iters"], cfg["toy_points"], \
-            cfg["toy_tol"]
+        widths, seeds, default_iters, n, tol = cfg["toy_widths"], cfg["toy_seeds"], cfg["toy_iters"], \
+            cfg["toy_points"], cfg["toy_tol"]
     elif kind == "digits":
         make = lambda nf, seed, it: digits_config("vp", nf=nf, seed=seed, n_iters=it)  # noqa: E731
-        widths, seeds, iters, n, tol = cfg["digits_widths"], cfg["digits_seeds"], cfg["digits_iters"], \
+        widths, seeds, default_iters, n, tol = cfg["digits_widths"], cfg["digits_seeds"], cfg["digits_iters"], \
             cfg["digits_points"], cfg["digits_tol"]
     else:
         raise ValueError(f"parts must be among ['toy', 'digits'], got {kind!r}")
+    iters = int(iters) if iters is not None else iters_list(default_iters)[-1]
     if len(widths) != len(seeds) or len(widths) < 2:
         raise ValueError(f"{kind}_widths and {kind}_seeds must have the same length >= 2, got {widths}, {seeds}")
     t0 = time.perf_counter()
@@ -135,6 +139,14 @@ def run_part(kind: str, cfg: dict, root: str, progress: bool) -> dict:
             "_x": x, "_latents": latents}
 
 
+def iters_list(iters) -> tuple[int, ...]:
+    """``*_iters`` as a tuple of training lengths, ascending (one int: one length)."""
+    its = tuple(int(i) for i in (iters if isinstance(iters, (tuple, list)) else (iters,)))
+    if not its or any(i < 1 for i in its):
+        raise ValueError(f"*_iters must be training step counts >= 1, got {iters!r}")
+    return tuple(sorted(its))
+
+
 def summarize(pairs: dict, controls: dict, far: float) -> dict:
     """Mean +- std over the trained pairs of d, the shuffled d, their ratio, and of each control (a trained
     model against the untrained network / the model of other data); the claim: every trained pair is at
@@ -164,7 +176,12 @@ def run(out: str | None = None, seed: int = 0, quick: bool = False, progress: bo
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="identifiable_") as tmp:
         root = str(cfg["root"]) if cfg["root"] else tmp
-        parts = {kind: run_part(kind, cfg, root, progress) for kind in cfg["parts"]}
+        parts = {}
+        for kind in cfg["parts"]:
+            its = iters_list(cfg[f"{kind}_iters"]) if kind in ("toy", "digits") else (None,)
+            for k, it in enumerate(its):     # the longest training last, under the plain name
+                key = kind if k == len(its) - 1 else f"{kind}_{it}_steps"
+                parts[key] = run_part(kind, cfg, root, progress, it)
     figures = {"settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()},
                "parts": {k: {kk: vv for kk, vv in p.items() if not kk.startswith("_")} for k, p in parts.items()}}
     figures["markdown"] = markdown(figures)
@@ -249,7 +266,7 @@ def _plot(parts: dict, out: str | None):
                 for d, color in ((0, "C0"), (1, "C3")):
                     ax.plot(z[k][d].flatten(), style, color=color, lw=0.9, label=f"digit {d}, {k}")
             ax.set_xlabel("latent coordinate index", fontsize=8)
-            ax.set_title("digits: the 64 latent coordinates of two test digits", fontsize=9)
+            ax.set_title(f"{kind}: the 64 latent coordinates of two test digits", fontsize=9)
         ax.legend(fontsize=6)
     fig.tight_layout()
     return save_figure(fig, out, NAME)

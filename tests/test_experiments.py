@@ -244,7 +244,10 @@ def test_pc_table_wrong_score_fails_the_floor_check():
 
 # ---------------------------------------------------------------------------- 6. identifiable encoding
 def test_identifiable_measures():
-    from experiments.identifiable import compare, derangement, latent_distance
+    from experiments.identifiable import compare, derangement, iters_list, latent_distance
+    assert iters_list(3000) == (3000,) and iters_list((10000, 3000)) == (3000, 10000)
+    with pytest.raises(ValueError, match="iters"):
+        iters_list((3000, 0))
     g = torch.Generator().manual_seed(0)
     p = derangement(50, g)
     assert sorted(p.tolist()) == list(range(50)) and not bool((p == torch.arange(50)).any())
