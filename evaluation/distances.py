@@ -1,4 +1,5 @@
-"""Distances between sample sets: sliced Wasserstein, kernel MMD, per-mode statistics, pixel moments."""
+"""Distances between sample sets: sliced Wasserstein, kernel MMD (RBF; KID's cubic kernel), per-mode
+statistics, pixel moments."""
 from __future__ import annotations
 
 import math
@@ -60,11 +61,29 @@ def mmd_rbf(x: Tensor, y: Tensor, bandwidth: float | None = None) -> float:
     if bandwidth is None:
         bandwidth = math.sqrt(0.5 * float(d2[d2 > 0].median()))
     k = torch.exp(-d2 / (2 * bandwidth ** 2))
-    n, m = xf.shape[0], yf.shape[0]
-    kxx, kyy, kxy = k[:n, :n], k[n:, n:], k[:n, n:]
+    n = xf.shape[0]
+    return unbiased_mmd2(k[:n, :n], k[n:, n:], k[:n, n:])
+
+
+def unbiased_mmd2(kxx: Tensor, kyy: Tensor, kxy: Tensor) -> float:
+    """MMD_u^2 = sum_{i!=j} k(x_i,x_j) / n(n-1) + sum_{i!=j} k(y_i,y_j) / m(m-1) - 2 mean k(x_i,y_j) from
+    the kernel matrices [n, n], [m, m], [n, m]."""
+    n, m = kxx.shape[0], kyy.shape[0]
     sxx = (kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))
     syy = (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
     return float(sxx + syy - 2 * kxy.mean())
+
+
+def kid(fx: Tensor, fy: Tensor) -> float:
+    """KID: unbiased MMD^2 with the cubic polynomial kernel (a.b / d + 1)^3 between feature sets [n, d], [m, d]."""
+    fx, fy = fx.double(), fy.double()
+    if fx.dim() != 2 or fy.dim() != 2 or fx.shape[1] != fy.shape[1]:
+        raise ValueError(f"fx, fy must be feature matrices [n, d] with the same d, got {tuple(fx.shape)} "
+                         f"and {tuple(fy.shape)}")
+    if fx.shape[0] < 2 or fy.shape[0] < 2:
+        raise ValueError(f"fx, fy need at least two rows each, got {fx.shape[0]} and {fy.shape[0]}")
+    d = fx.shape[1]
+    return unbiased_mmd2((fx @ fx.T / d + 1) ** 3, (fy @ fy.T / d + 1) ** 3, (fx @ fy.T / d + 1) ** 3)
 
 
 def pixel_moments(x: Tensor, y: Tensor) -> dict:

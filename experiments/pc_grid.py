@@ -13,15 +13,15 @@ Every run returns the noise-free final mean (``denoise=True``, the paper's setti
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import time
 from typing import Callable
 
 import torch
 
+from evaluation.sampler_comparison import rebuild_sde
 from samplers import pc_sample
-from sde_lib import VESDE, VPSDE, get_sde
+from sde_lib import VESDE, VPSDE
 from sde_lib.base import SDE
 from sde_lib.mixture import GaussianMixture
 
@@ -192,12 +192,6 @@ def claims(cells: dict, stat: str, floor: tuple[float, float]) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- tasks
-def _with_levels(config, n: int) -> SDE:
-    cfg = copy.deepcopy(config)
-    cfg.model.num_scales = int(n)
-    return get_sde(cfg)
-
-
 def clean_classifier(root: str, progress: bool = False):
     """The toolkit's clean digits classifier (``training.classifier``) on the VE digits' pixel space
     ([0, 1]), trained once into ``root/digits_clean_classifier``; returns (model, test accuracy)."""
@@ -235,7 +229,7 @@ def digits_tasks(sdes, nf: int = 16, seed: int = 0, n_iters: int = 3000, root: s
         config = digits_config(name, nf=nf, seed=seed, n_iters=n_iters)
         run = trained(config, root=root, progress=progress)
         centred = bool(config.data.centered)
-        tasks[name] = Task(sde_for=lambda n, c=config: _with_levels(c, n), score_fn=no_grad_score(run),
+        tasks[name] = Task(sde_for=lambda n, sde=run.sde: rebuild_sde(sde, n), score_fn=no_grad_score(run),
                            shape=tuple(config.data.shape),
                            to_eval=(lambda x: (x + 1) / 2) if centred else (lambda x: x), judge=judge,
                            extra={"workdir": run.workdir, "step": run.step, "train_seconds": run.train_seconds,

@@ -3,8 +3,8 @@
 * ``rbf_mmd2``: unbiased squared MMD with a Gaussian kernel of a FIXED bandwidth (``evaluation.mmd_rbf``
   with ``bandwidth=``), chosen once from the reference set (median heuristic on it), so every sample set
   is measured with the same kernel;
-* ``kid``: the kernel inception distance form (unbiased squared MMD with the cubic kernel
-  k(a, b) = (a.b / d + 1)^3) on the features of a clean classifier (the input of its last layer),
+* ``kid`` (``evaluation.distances.kid``): the kernel inception distance form (unbiased squared MMD with
+  the cubic kernel k(a, b) = (a.b / d + 1)^3) on the features of a clean classifier (the input of its last layer),
   the 8x8 analogue of KID/FID on Inception features;
 * ``mean_entropy``: the mean entropy of a classifier's class probabilities (lower: each sample is
   recognised as one digit);
@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from evaluation.distances import mmd_rbf
+from evaluation.distances import kid, mmd_rbf
 
 Tensor = torch.Tensor
 
@@ -35,23 +35,6 @@ def median_bandwidth(x: Tensor) -> float:
 def rbf_mmd2(x: Tensor, y: Tensor, bandwidth: float) -> float:
     """Unbiased MMD^2 between the sets x and y with exp(-||a - b||^2 / (2 bandwidth^2))."""
     return mmd_rbf(x, y, bandwidth=float(bandwidth))
-
-
-def kid(fx: Tensor, fy: Tensor) -> float:
-    """Unbiased MMD^2 with the cubic polynomial kernel (a.b / d + 1)^3 between feature sets [n, d], [m, d]."""
-    fx, fy = fx.double(), fy.double()
-    if fx.dim() != 2 or fy.dim() != 2 or fx.shape[1] != fy.shape[1]:
-        raise ValueError(f"fx, fy must be feature matrices [n, d] with the same d, got {tuple(fx.shape)} "
-                         f"and {tuple(fy.shape)}")
-    n, m, d = fx.shape[0], fy.shape[0], fx.shape[1]
-    if n < 2 or m < 2:
-        raise ValueError(f"fx, fy need at least two rows each, got {n} and {m}")
-    kxx = (fx @ fx.T / d + 1) ** 3
-    kyy = (fy @ fy.T / d + 1) ** 3
-    kxy = (fx @ fy.T / d + 1) ** 3
-    sxx = (kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))
-    syy = (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
-    return float(sxx + syy - 2 * kxy.mean())
 
 
 def last_layer_features(classifier: torch.nn.Module, layer: torch.nn.Module) -> Callable[[Tensor], Tensor]:
@@ -115,7 +98,7 @@ class Judge:
             (("entropy",) if self.probs is not None else ())
 
     def prepare(self, x: Tensor) -> Tensor:
-        x = torch.nan_to_num(x.detach().double(), nan=0., posinf=1e6, neginf=-1e6)
+        x = x.detach().double()
         return x.clamp(*self.clamp) if self.clamp is not None else x
 
     def _stats(self, x: Tensor, ref: Tensor, ref_features: Tensor | None) -> dict:
@@ -127,8 +110,11 @@ class Judge:
         return out
 
     def __call__(self, x: Tensor) -> dict:
-        """The statistics of the samples ``x`` and "finite": the fraction of finite samples."""
+        """The statistics of the samples ``x`` and "finite": the fraction of finite samples. A set with any
+        non-finite sample (a diverged sampler) scores inf on every statistic: never a usable number."""
         finite = float(torch.isfinite(x.reshape(x.shape[0], -1)).all(1).double().mean())
+        if finite < 1.:
+            return {**{k: math.inf for k in self.names}, "finite": finite}
         return {**self._stats(self.prepare(x), self.reference, self.ref_features), "finite": finite}
 
     def floor(self, n: int, repeats: int, generator: torch.Generator) -> dict:

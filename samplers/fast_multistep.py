@@ -190,9 +190,6 @@ def _check_bool(name: str, value) -> None:
 
 
 # ----------------------------------------------------------------------------- UniPC
-_GL_U, _GL_W = np.polynomial.legendre.leggauss(24)
-
-
 def low_noise_k1(h: float, r: float) -> float:
     """w = int_0^h e^{-(h-u)} (e^{-2u} - 1) du / (e^{-2 r h} - 1) = -(1 - e^{-h})^2 / (e^{-2 r h} - 1): the
     weight of D_m - D_s that makes the one-difference update exact for D(lambda) = a + b e^{-2 lambda}
@@ -295,6 +292,9 @@ def unipc(sde, score_fn, z: Tensor, steps: int, generator=None, progress: bool =
 
 
 # ----------------------------------------------------------------------------- DEIS
+_GL_U, _GL_W = np.polynomial.legendre.leggauss(24)      # 24-point Gauss-Legendre nodes / weights on [-1, 1]
+
+
 def _deis_weights(view: VEView, t_nodes: list[float], s_a: float, s_b: float) -> list[float]:
     """w_j = int_{s_a}^{s_b} l_j(t(sigma)) dsigma, l_j the Lagrange basis in t on ``t_nodes``;
     24-point Gauss-Legendre in log sigma (the integrand sigma l_j(t(sigma)) is smooth there)."""

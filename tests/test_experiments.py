@@ -291,3 +291,15 @@ def test_identifiable_quick_toy(tmp_path, capsys):
     trained = [k for k in toy["models"] if k not in ("untrained", "other_data")]
     assert all(0.8 < toy["latent_rms_over_scale"][k] < 1.15 for k in trained + ["exact"])
     assert toy["latent_rms_over_scale"]["untrained"] < 0.1
+
+
+def test_judge_scores_a_diverged_sample_set_as_inf():
+    """One NaN sample makes every statistic inf (never a finite number from a diverged sampler)."""
+    from experiments.sample_quality import Judge
+    g = torch.Generator().manual_seed(0)
+    judge = Judge(torch.randn(200, 4, generator=g), features=lambda v: v.double())
+    x = torch.randn(100, 4, generator=g)
+    assert all(math.isfinite(v) for v in judge(x).values())
+    x[3, 1] = float("nan")
+    out = judge(x)
+    assert out["mmd"] == out["kid"] == math.inf and out["finite"] == pytest.approx(0.99)
